@@ -1,0 +1,154 @@
+//! The checks a proxied request passes before it may reach the LMS, in the contract's order:
+//! route (404) -> tool credential (401) -> tool allowed on the platform (403) -> route
+//! allowlist (403) -> the user's token (401 `authorization_required`).
+
+use std::sync::Arc;
+
+use http::request::Parts;
+
+use crate::app::App;
+use crate::errors::ProxyError;
+use crate::identity::Identity;
+use crate::routes::{has_dot_segments, RouteEntry};
+use crate::tickets::Ticket;
+use crate::tokens::TokenRecord;
+use crate::types::TokenKey;
+
+/// A request that may go to the LMS, with what forwarding it needs.
+pub struct Admitted {
+    pub route: Arc<RouteEntry>,
+    /// The path after the route prefix, always starting with `/`.
+    pub rest: String,
+    pub identity: Identity,
+    pub token: Arc<TokenRecord>,
+}
+
+/// What is known about a request so far, for its log line, whether or not it was admitted.
+#[derive(Default)]
+pub struct Facts {
+    pub route: Option<Arc<RouteEntry>>,
+    pub identity: Option<Identity>,
+    pub cache_hit: Option<bool>,
+}
+
+pub async fn admit(
+    app: &App,
+    req: &Parts,
+    now: i64,
+    facts: &mut Facts,
+) -> Result<Admitted, ProxyError> {
+    let path = req.uri.path();
+    if has_dot_segments(path) {
+        return Err(ProxyError::BadRequest(
+            "the path must not contain '.' or '..' segments".into(),
+        ));
+    }
+    let found = app.routes.find(path).ok_or(ProxyError::UnknownRoute)?;
+    let route = Arc::clone(found.route);
+    let rest = found.rest.to_string();
+    facts.route = Some(Arc::clone(&route));
+
+    let identity = app.auth.authenticate(
+        req.headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+        req.headers.get("x-lms-user").map(|v| v.as_bytes()),
+        now,
+    )?;
+    facts.identity = Some(identity.clone());
+
+    let platform = &route.platform;
+    if !identity.tool.may_use(&platform.id) {
+        return Err(ProxyError::Forbidden(format!(
+            "tool {} may not use platform {}",
+            identity.tool.id, platform.id
+        )));
+    }
+    if !route.allows(&req.method, &rest) {
+        return Err(ProxyError::Forbidden(format!(
+            "{} {} is not in this route's allowlist",
+            req.method, rest
+        )));
+    }
+
+    let key = TokenKey::new(
+        platform.id.clone(),
+        identity.tool.id.clone(),
+        identity.user.clone(),
+    );
+    let lookup = app.tokens.get(&key).await.map_err(|e| {
+        tracing::error!(error = %e, "token lookup failed");
+        ProxyError::Internal
+    })?;
+    facts.cache_hit = Some(lookup.cache_hit);
+    let Some(token) = lookup.record else {
+        return Err(authorization_required(app, &identity, &route, now));
+    };
+    Ok(Admitted {
+        route,
+        rest,
+        identity,
+        token,
+    })
+}
+
+/// The 401 that starts the consent flow: a ticket for this user, tool and platform.
+pub fn authorization_required(
+    app: &App,
+    identity: &Identity,
+    route: &RouteEntry,
+    now: i64,
+) -> ProxyError {
+    let ticket = Ticket::new(
+        &route.platform.id,
+        &identity.tool.id,
+        &identity.user,
+        identity.lms_user_id.as_deref(),
+        None,
+        now,
+    );
+    ProxyError::AuthorizationRequired {
+        platform: route.platform.id.clone(),
+        authorize_url: ticket.start_url(&app.crypto, &app.config.server.public_url),
+    }
+}
+
+/// A browser navigation gets a redirect into the consent flow instead of a JSON 401.
+pub fn is_navigation(req: &Parts) -> bool {
+    let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-mode").is_some_and(|m| m.eq_ignore_ascii_case("navigate")) {
+        return true;
+    }
+    header("accept")
+        .and_then(|accept| accept.split(',').next())
+        .map(|first| first.split(';').next().unwrap_or("").trim())
+        .is_some_and(|media| media.eq_ignore_ascii_case("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut b = http::Request::builder().uri("/canvas/api/v1/courses");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn navigation_detection() {
+        assert!(is_navigation(&parts(&[("sec-fetch-mode", "navigate")])));
+        assert!(is_navigation(&parts(&[(
+            "accept",
+            "text/html,application/xhtml+xml;q=0.9"
+        )])));
+        assert!(!is_navigation(&parts(&[(
+            "accept",
+            "application/json, text/html"
+        )])));
+        assert!(!is_navigation(&parts(&[("sec-fetch-mode", "cors")])));
+        assert!(!is_navigation(&parts(&[])));
+    }
+}

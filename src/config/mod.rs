@@ -1,0 +1,297 @@
+//! Configuration: one TOML file in, one validated, typed [`Config`] out.
+//!
+//! Validation collects every problem it finds (with the key path, `platforms[1].base_url: ...`)
+//! instead of stopping at the first, so an operator fixes a file in one pass. Secrets are read
+//! here from the environment variables the file names, and nowhere else.
+
+mod allow;
+mod file;
+mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::DecodingKey;
+use url::Url;
+
+use crate::types::{PlatformId, Secret, ToolId};
+
+pub use allow::{AllowRule, MethodMatch, PathPattern, Segment};
+pub use validate::{decode_master_key, RESERVED_PATHS};
+
+/// Where the config's environment variables come from: the process environment in production,
+/// a map in tests and in the demo.
+pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub tokens: TokensConfig,
+    pub platforms: Vec<Arc<Platform>>,
+    pub routes: Vec<Route>,
+    pub tools: Vec<Arc<Tool>>,
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::single("", format!("cannot read {}: {e}", path.display())))?;
+        let base_dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        Self::parse(&text, &base_dir, env)
+    }
+
+    /// Parses and validates TOML text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+        let raw: file::FileConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_string();
+            let at = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            ConfigError::single("", format!("{message}{at}"))
+        })?;
+        validate::validate(raw, base_dir, env)
+    }
+
+    pub fn platform(&self, id: &PlatformId) -> Option<&Arc<Platform>> {
+        self.platforms.iter().find(|p| &p.id == id)
+    }
+
+    pub fn tool(&self, id: &ToolId) -> Option<&Arc<Tool>> {
+        self.tools.iter().find(|t| &t.id == id)
+    }
+
+    pub fn platforms_by_id(&self) -> HashMap<PlatformId, Arc<Platform>> {
+        self.platforms
+            .iter()
+            .map(|p| (p.id.clone(), Arc::clone(p)))
+            .collect()
+    }
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// The external origin, `scheme://host[:port]`, without a trailing slash.
+    pub public_url: String,
+    pub public_url_is_https: bool,
+    pub master_key: MasterKey,
+    pub threads: usize,
+    pub metrics_listen: Option<SocketAddr>,
+    pub max_tool_token_ttl: Duration,
+    pub tls: Option<TlsListener>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct TokensConfig {
+    pub refresh_skew: Duration,
+    pub cache_capacity: u64,
+    pub cache_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlatformKind {
+    Canvas,
+    Brightspace,
+    Blackboard,
+    OAuth2,
+}
+
+impl PlatformKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "canvas" => Some(Self::Canvas),
+            "brightspace" => Some(Self::Brightspace),
+            "blackboard" => Some(Self::Blackboard),
+            "oauth2" => Some(Self::OAuth2),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Platform {
+    pub id: PlatformId,
+    pub kind: PlatformKind,
+    pub base_url: Url,
+    /// The LMS upstream: where proxied requests go and whose URLs are rewritten back to us.
+    pub upstream: Upstream,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub scopes: Vec<String>,
+    pub authorize_url: Url,
+    pub token_url: Url,
+    pub revoke_url: Option<Url>,
+    pub pkce: bool,
+    /// DER certificates trusted for this platform instead of the system roots.
+    pub ca_certs: Option<Vec<Vec<u8>>>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+/// The parts of `base_url` the proxy needs on every request, computed once.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// `scheme://host[:port]` as the LMS writes it in absolute URLs (default port omitted).
+    pub origin: String,
+    /// The path `base_url` carries (`""` for none), prepended to every forwarded path.
+    pub base_path: String,
+    /// The `Host` header value sent to the LMS.
+    pub host_header: String,
+}
+
+impl Upstream {
+    pub fn from_base_url(base: &Url) -> Option<Upstream> {
+        let tls = base.scheme() == "https";
+        let host = base.host_str()?.to_string();
+        let port = base.port_or_known_default()?;
+        let origin = base.origin().ascii_serialization();
+        let host_header = match base.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.clone(),
+        };
+        // url's host_str keeps IPv6 brackets; the peer wants the bare address.
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        Some(Self {
+            tls,
+            host,
+            port,
+            origin,
+            base_path: base.path().trim_end_matches('/').to_string(),
+            host_header,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `/canvas`, or `/` for a catch-all; never with a trailing slash otherwise.
+    pub prefix: String,
+    pub platform: PlatformId,
+    pub allow: Option<Vec<AllowRule>>,
+}
+
+#[derive(Debug)]
+pub struct Tool {
+    pub id: ToolId,
+    pub jwt_key: Option<ToolJwtKey>,
+    /// SHA-256 digests of the tool's static API keys.
+    pub api_key_hashes: Vec<[u8; 32]>,
+    pub platforms: Vec<PlatformId>,
+    pub return_to: Vec<Url>,
+    pub export_tokens: bool,
+}
+
+impl Tool {
+    pub fn may_use(&self, platform: &PlatformId) -> bool {
+        self.platforms.iter().any(|p| p == platform)
+    }
+}
+
+/// How a tool's JWTs are verified.
+#[derive(Clone)]
+pub struct ToolJwtKey {
+    pub decoding: DecodingKey,
+    /// Present only for HS256 tools: `mint` signs with it.
+    pub secret: Option<Secret>,
+}
+
+impl fmt::Debug for ToolJwtKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ToolJwtKey")
+            .field("family", &self.decoding.family())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The 32-byte master key; everything sealed or signed derives from it.
+#[derive(Clone)]
+pub struct MasterKey(pub [u8; 32]);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// One problem in the config, with the key path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in one config file.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl ConfigError {
+    fn single(path: &str, message: impl Into<String>) -> Self {
+        Self {
+            problems: vec![Problem {
+                path: path.to_string(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, problem) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}

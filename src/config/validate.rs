@@ -1,0 +1,757 @@
+//! Turns the file's raw sections into the typed config, collecting every problem on the way.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use jsonwebtoken::DecodingKey;
+use url::Url;
+
+use super::file::{FileConfig, PlatformSection, RouteSection, ServerSection, ToolSection};
+use super::{
+    AllowRule, Config, ConfigError, EnvLookup, MasterKey, Platform, PlatformKind, Problem, Route,
+    ServerConfig, StoreConfig, TlsListener, TokensConfig, Tool, ToolJwtKey, Upstream,
+};
+use crate::types::{PlatformId, Secret, ToolId};
+
+/// Paths the proxy answers itself; they win over every route and no prefix may sit inside one.
+pub const RESERVED_PATHS: [&str; 4] = ["/oauth/", "/api/oauth/", "/healthz", "/readyz"];
+
+const MIN_TOOL_SECRET_BYTES: usize = 32;
+
+struct Checker<'a> {
+    problems: Vec<Problem>,
+    base_dir: &'a Path,
+    env: EnvLookup<'a>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn env_var(&mut self, path: &str, name: &str) -> Option<String> {
+        if name.is_empty() {
+            self.problem(path, "must name an environment variable");
+            return None;
+        }
+        match (self.env)(name) {
+            Some(value) if !value.is_empty() => Some(value),
+            Some(_) => {
+                self.problem(path, format!("environment variable {name} is empty"));
+                None
+            }
+            None => {
+                self.problem(path, format!("environment variable {name} is not set"));
+                None
+            }
+        }
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    fn existing_file(&mut self, key: &str, path: &str) -> Option<PathBuf> {
+        let resolved = self.resolve(path);
+        if resolved.is_file() {
+            Some(resolved)
+        } else {
+            self.problem(key, format!("file {} does not exist", resolved.display()));
+            None
+        }
+    }
+
+    fn socket_addr(&mut self, key: &str, value: &str) -> Option<SocketAddr> {
+        match value.parse() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.problem(
+                    key,
+                    format!("{value:?} is not an address like \"127.0.0.1:8080\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn http_url(&mut self, key: &str, value: &str) -> Option<Url> {
+        match Url::parse(value) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => {
+                if !url.username().is_empty() || url.password().is_some() {
+                    self.problem(key, "must not carry credentials");
+                    return None;
+                }
+                if url.fragment().is_some() {
+                    self.problem(key, "must not have a #fragment");
+                    return None;
+                }
+                Some(url)
+            }
+            Ok(_) => {
+                self.problem(key, format!("{value:?} must be an http:// or https:// URL"));
+                None
+            }
+            Err(e) => {
+                self.problem(key, format!("{value:?} is not a URL: {e}"));
+                None
+            }
+        }
+    }
+}
+
+pub fn validate(
+    raw: FileConfig,
+    base_dir: &Path,
+    env: EnvLookup<'_>,
+) -> Result<Config, ConfigError> {
+    let mut c = Checker {
+        problems: Vec::new(),
+        base_dir,
+        env,
+    };
+    let server = server(&mut c, &raw.server);
+    let store = store(&mut c, raw.store.as_ref().map(|s| s.url.as_str()));
+    let tokens = tokens(&mut c, raw.tokens.as_ref());
+
+    let mut platforms = Vec::new();
+    let mut platform_ids = HashSet::new();
+    for (i, section) in raw.platforms.iter().enumerate() {
+        let key = format!("platforms[{i}]");
+        if !platform_ids.insert(section.id.clone()) {
+            c.problem(
+                format!("{key}.id"),
+                format!("duplicate platform id {:?}", section.id),
+            );
+        }
+        if let Some(p) = platform(&mut c, &key, section) {
+            platforms.push(Arc::new(p));
+        }
+    }
+    if raw.platforms.is_empty() {
+        c.problem("platforms", "configure at least one [[platforms]] entry");
+    }
+
+    let mut routes = Vec::new();
+    let mut prefixes = HashSet::new();
+    for (i, section) in raw.routes.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if let Some(r) = route(&mut c, &key, section, &platform_ids) {
+            if !prefixes.insert(r.prefix.clone()) {
+                c.problem(
+                    format!("{key}.prefix"),
+                    format!("duplicate prefix {:?}", r.prefix),
+                );
+            }
+            routes.push(r);
+        }
+    }
+    if raw.routes.is_empty() {
+        c.problem("routes", "configure at least one [[routes]] entry");
+    }
+
+    let mut tools = Vec::new();
+    let mut tool_ids = HashSet::new();
+    for (i, section) in raw.tools.iter().enumerate() {
+        let key = format!("tools[{i}]");
+        if !tool_ids.insert(section.id.clone()) {
+            c.problem(
+                format!("{key}.id"),
+                format!("duplicate tool id {:?}", section.id),
+            );
+        }
+        if let Some(t) = tool(&mut c, &key, section, &platform_ids) {
+            tools.push(Arc::new(t));
+        }
+    }
+
+    match (server, store) {
+        (Some(server), Some(store)) if c.problems.is_empty() => Ok(Config {
+            server,
+            store,
+            tokens,
+            platforms,
+            routes,
+            tools,
+        }),
+        _ => Err(ConfigError {
+            problems: c.problems,
+        }),
+    }
+}
+
+fn server(c: &mut Checker<'_>, s: &ServerSection) -> Option<ServerConfig> {
+    let listen = c.socket_addr("server.listen", &s.listen);
+    let metrics_listen = match &s.metrics_listen {
+        Some(v) => Some(c.socket_addr("server.metrics_listen", v)?),
+        None => None,
+    };
+    let public_url = public_url(c, &s.public_url);
+    let master_key =
+        c.env_var("server.key_env", &s.key_env)
+            .and_then(|value| match decode_master_key(&value) {
+                Ok(key) => Some(key),
+                Err(e) => {
+                    c.problem("server.key_env", format!("{}: {e}", s.key_env));
+                    None
+                }
+            });
+    let threads = match s.threads {
+        Some(0) => {
+            c.problem("server.threads", "must be at least 1");
+            None
+        }
+        Some(n) => Some(n),
+        None => Some(std::thread::available_parallelism().map_or(2, |n| n.get())),
+    };
+    let max_ttl = match s.max_tool_token_ttl_secs {
+        Some(0) => {
+            c.problem("server.max_tool_token_ttl_secs", "must be at least 1");
+            None
+        }
+        Some(n) => Some(Duration::from_secs(n)),
+        None => Some(Duration::from_secs(86_400)),
+    };
+    let tls = s.tls.as_ref().and_then(|t| {
+        let cert = c.existing_file("server.tls.cert", &t.cert);
+        let key = c.existing_file("server.tls.key", &t.key);
+        Some(TlsListener {
+            cert: cert?,
+            key: key?,
+        })
+    });
+    let (public_url, is_https) = public_url?;
+    Some(ServerConfig {
+        listen: listen?,
+        public_url,
+        public_url_is_https: is_https,
+        master_key: master_key?,
+        threads: threads?,
+        metrics_listen,
+        max_tool_token_ttl: max_ttl?,
+        tls,
+    })
+}
+
+fn public_url(c: &mut Checker<'_>, value: &str) -> Option<(String, bool)> {
+    const KEY: &str = "server.public_url";
+    let url = c.http_url(KEY, value)?;
+    if url.path() != "/" || value.ends_with('/') || url.query().is_some() {
+        c.problem(
+            KEY,
+            format!(
+                "{value:?} must be an origin only, scheme://host[:port], with no path or trailing slash"
+            ),
+        );
+        return None;
+    }
+    Some((url.origin().ascii_serialization(), url.scheme() == "https"))
+}
+
+/// Accepts standard or URL-safe base64, with or without padding.
+pub fn decode_master_key(value: &str) -> Result<MasterKey, String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let trimmed = value.trim().trim_end_matches('=');
+    let bytes = STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(trimmed))
+        .map_err(|_| "is not base64 (generate one with: openssl rand -base64 32)".to_string())?;
+    let key: [u8; 32] = bytes.try_into().map_err(|b: Vec<u8>| {
+        format!(
+            "decodes to {} bytes; the master key must be 32 bytes (openssl rand -base64 32)",
+            b.len()
+        )
+    })?;
+    Ok(MasterKey(key))
+}
+
+fn store(c: &mut Checker<'_>, url: Option<&str>) -> Option<StoreConfig> {
+    let url = url.unwrap_or("sqlite://data/lms-proxy.db");
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            c.problem(
+                "store.url",
+                "sqlite:// needs a file path, e.g. sqlite://data/lms-proxy.db",
+            );
+            return None;
+        }
+        Some(StoreConfig::Sqlite(c.resolve(path)))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        c.problem(
+            "store.url",
+            "the PostgreSQL store is not available in this version; use sqlite://PATH",
+        );
+        None
+    } else {
+        c.problem(
+            "store.url",
+            format!(
+                "{url:?}: use sqlite://PATH (relative to this file) or sqlite:///ABSOLUTE/PATH"
+            ),
+        );
+        None
+    }
+}
+
+fn tokens(c: &mut Checker<'_>, t: Option<&super::file::TokensSection>) -> TokensConfig {
+    let skew = t.and_then(|t| t.refresh_skew_secs).unwrap_or(60);
+    let capacity = t.and_then(|t| t.cache_capacity).unwrap_or(1_000_000);
+    let ttl = t.and_then(|t| t.cache_ttl_secs).unwrap_or(300);
+    if capacity == 0 {
+        c.problem("tokens.cache_capacity", "must be at least 1");
+    }
+    if ttl == 0 {
+        c.problem("tokens.cache_ttl_secs", "must be at least 1");
+    }
+    TokensConfig {
+        refresh_skew: Duration::from_secs(skew),
+        cache_capacity: capacity,
+        cache_ttl: Duration::from_secs(ttl),
+    }
+}
+
+fn is_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platform> {
+    let id_ok = is_id(&p.id);
+    if !id_ok {
+        c.problem(
+            format!("{key}.id"),
+            format!("{:?} must match [a-z0-9-]+", p.id),
+        );
+    }
+    let kind = PlatformKind::parse(&p.kind);
+    if kind.is_none() {
+        c.problem(
+            format!("{key}.kind"),
+            format!(
+                "{:?} is not one of canvas, brightspace, blackboard, oauth2",
+                p.kind
+            ),
+        );
+    }
+    let base_url = c.http_url(&format!("{key}.base_url"), &p.base_url);
+    if let Some(url) = &base_url {
+        if url.query().is_some() {
+            c.problem(format!("{key}.base_url"), "must not have a query");
+        }
+    }
+    if p.client_id.is_empty() {
+        c.problem(format!("{key}.client_id"), "must not be empty");
+    }
+    let client_secret = c.env_var(&format!("{key}.client_secret_env"), &p.client_secret_env);
+    let scopes = p.scopes.clone().unwrap_or_default();
+    if let Some(i) = scopes
+        .iter()
+        .position(|s| s.trim().is_empty() || s.contains(' '))
+    {
+        c.problem(
+            format!("{key}.scopes[{i}]"),
+            "a scope must be non-empty and without spaces",
+        );
+    }
+
+    let mut endpoint = |name: &str, given: &Option<String>, default: Option<String>| {
+        let path = format!("{key}.{name}");
+        match given.as_ref().or(default.as_ref()) {
+            Some(value) => c.http_url(&path, value).map(Some),
+            None => Some(None),
+        }
+    };
+    let defaults = match (kind, &base_url) {
+        (Some(kind), Some(base)) => default_endpoints(kind, base),
+        _ => [None, None, None],
+    };
+    let [auth_default, token_default, revoke_default] = defaults;
+    let authorize_url = endpoint("authorize_url", &p.authorize_url, auth_default);
+    let token_url = endpoint("token_url", &p.token_url, token_default);
+    let revoke_url = endpoint("revoke_url", &p.revoke_url, revoke_default);
+    if kind == Some(PlatformKind::OAuth2) {
+        for (name, value) in [("authorize_url", &authorize_url), ("token_url", &token_url)] {
+            if matches!(value, Some(None)) {
+                c.problem(format!("{key}.{name}"), "is required for kind = \"oauth2\"");
+            }
+        }
+    }
+
+    let ca_certs = match &p.ca_file {
+        Some(file) => {
+            let path = format!("{key}.ca_file");
+            let resolved = c.existing_file(&path, file)?;
+            match load_ca_certs(&resolved) {
+                Ok(certs) => Some(certs),
+                Err(e) => {
+                    c.problem(path, e);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let connect_timeout = timeout(
+        c,
+        &format!("{key}.connect_timeout_ms"),
+        p.connect_timeout_ms,
+        5_000,
+    );
+    let read_timeout = timeout(
+        c,
+        &format!("{key}.read_timeout_ms"),
+        p.read_timeout_ms,
+        60_000,
+    );
+
+    let kind = kind?;
+    let base_url = base_url?;
+    let upstream = Upstream::from_base_url(&base_url)?;
+    if !id_ok {
+        return None;
+    }
+    Some(Platform {
+        id: PlatformId::new(p.id.as_str()),
+        kind,
+        pkce: p.pkce.unwrap_or(kind != PlatformKind::Blackboard),
+        upstream,
+        base_url,
+        client_id: p.client_id.clone(),
+        client_secret: Secret::new(client_secret?),
+        scopes,
+        authorize_url: authorize_url??,
+        token_url: token_url??,
+        revoke_url: revoke_url?,
+        ca_certs,
+        connect_timeout: connect_timeout?,
+        read_timeout: read_timeout?,
+    })
+}
+
+fn timeout(
+    c: &mut Checker<'_>,
+    key: &str,
+    value: Option<u64>,
+    default_ms: u64,
+) -> Option<Duration> {
+    match value {
+        Some(0) => {
+            c.problem(key, "must be at least 1");
+            None
+        }
+        Some(ms) => Some(Duration::from_millis(ms)),
+        None => Some(Duration::from_millis(default_ms)),
+    }
+}
+
+/// The OAuth endpoints each kind of LMS serves, from shared/LMS-FACTS.md.
+fn default_endpoints(kind: PlatformKind, base: &Url) -> [Option<String>; 3] {
+    let at = |path: &str| {
+        let mut s = base.as_str().trim_end_matches('/').to_string();
+        s.push_str(path);
+        Some(s)
+    };
+    match kind {
+        PlatformKind::Canvas => [
+            at("/login/oauth2/auth"),
+            at("/login/oauth2/token"),
+            at("/login/oauth2/token"),
+        ],
+        PlatformKind::Brightspace => [
+            Some("https://auth.brightspace.com/oauth2/auth".into()),
+            Some("https://auth.brightspace.com/core/connect/token".into()),
+            Some("https://auth.brightspace.com/core/connect/revocation".into()),
+        ],
+        PlatformKind::Blackboard => [
+            at("/learn/api/public/v1/oauth2/authorizationcode"),
+            at("/learn/api/public/v1/oauth2/token"),
+            None,
+        ],
+        PlatformKind::OAuth2 => [None, None, None],
+    }
+}
+
+fn load_ca_certs(path: &Path) -> Result<Vec<Vec<u8>>, String> {
+    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut reader = std::io::BufReader::new(data.as_slice());
+    let mut certs = Vec::new();
+    let mut store = rustls::RootCertStore::empty();
+    for item in rustls_pemfile::certs(&mut reader) {
+        let der = item.map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
+        // Checking each certificate here keeps a bad file from failing later, per connection.
+        store
+            .add(der.clone())
+            .map_err(|e| format!("{}: not a usable CA certificate: {e}", path.display()))?;
+        certs.push(der.to_vec());
+    }
+    if certs.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+fn route(
+    c: &mut Checker<'_>,
+    key: &str,
+    r: &RouteSection,
+    platforms: &HashSet<String>,
+) -> Option<Route> {
+    let prefix = route_prefix(c, &format!("{key}.prefix"), &r.prefix);
+    if !platforms.contains(&r.platform) {
+        c.problem(
+            format!("{key}.platform"),
+            format!("no platform with id {:?}", r.platform),
+        );
+    }
+    let allow = match &r.allow {
+        Some(entries) => {
+            let mut rules = Vec::new();
+            for (i, entry) in entries.iter().enumerate() {
+                match AllowRule::parse(entry) {
+                    Ok(rule) => rules.push(rule),
+                    Err(e) => c.problem(format!("{key}.allow[{i}]"), e),
+                }
+            }
+            Some(rules)
+        }
+        None => None,
+    };
+    Some(Route {
+        prefix: prefix?,
+        platform: PlatformId::new(r.platform.as_str()),
+        allow,
+    })
+}
+
+fn route_prefix(c: &mut Checker<'_>, key: &str, prefix: &str) -> Option<String> {
+    if prefix == "/" {
+        return Some(prefix.to_string());
+    }
+    let bad = |why: &str| format!("{prefix:?} {why}");
+    let Some(rest) = prefix.strip_prefix('/') else {
+        c.problem(key, bad("must start with '/'"));
+        return None;
+    };
+    if rest.ends_with('/') {
+        c.problem(key, bad("must not end with '/'"));
+        return None;
+    }
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'))
+    };
+    if !rest.split('/').all(segment_ok) {
+        c.problem(
+            key,
+            bad("must be /segment[/segment...] of letters, digits, '-', '_', '.', '~'"),
+        );
+        return None;
+    }
+    for reserved in RESERVED_PATHS {
+        let reserved_trimmed = reserved.trim_end_matches('/');
+        if prefix == reserved_trimmed || prefix.starts_with(&format!("{reserved_trimmed}/")) {
+            c.problem(key, bad(&format!("is inside the reserved path {reserved}")));
+            return None;
+        }
+    }
+    Some(prefix.to_string())
+}
+
+fn tool(
+    c: &mut Checker<'_>,
+    key: &str,
+    t: &ToolSection,
+    platforms: &HashSet<String>,
+) -> Option<Tool> {
+    let id_ok = !t.id.is_empty()
+        && t.id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !id_ok {
+        c.problem(
+            format!("{key}.id"),
+            format!("{:?} must match [A-Za-z0-9._-]+", t.id),
+        );
+    }
+    if t.secret_env.is_some() && t.public_key_file.is_some() {
+        c.problem(
+            key.to_string(),
+            "set secret_env (HS256) or public_key_file (RS256/ES256/EdDSA), not both",
+        );
+    }
+    let api_keys = t.api_key_sha256.clone().unwrap_or_default();
+    if t.secret_env.is_none() && t.public_key_file.is_none() && api_keys.is_empty() {
+        c.problem(
+            key.to_string(),
+            "give the tool a credential: secret_env, public_key_file or api_key_sha256",
+        );
+    }
+    let jwt_key = if let Some(var) = &t.secret_env {
+        let path = format!("{key}.secret_env");
+        c.env_var(&path, var).and_then(|secret| {
+            if secret.len() < MIN_TOOL_SECRET_BYTES {
+                c.problem(
+                    path,
+                    format!(
+                        "{var} holds {} bytes; a tool secret needs at least {MIN_TOOL_SECRET_BYTES} (openssl rand -base64 32)",
+                        secret.len()
+                    ),
+                );
+                return None;
+            }
+            Some(ToolJwtKey {
+                decoding: DecodingKey::from_secret(secret.as_bytes()),
+                secret: Some(Secret::new(secret)),
+            })
+        })
+    } else if let Some(file) = &t.public_key_file {
+        let path = format!("{key}.public_key_file");
+        c.existing_file(&path, file).and_then(|resolved| {
+            match std::fs::read(&resolved)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| public_key(&pem))
+            {
+                Ok(decoding) => Some(ToolJwtKey {
+                    decoding,
+                    secret: None,
+                }),
+                Err(e) => {
+                    c.problem(path, format!("{}: {e}", resolved.display()));
+                    None
+                }
+            }
+        })
+    } else {
+        None
+    };
+    let mut api_key_hashes = Vec::new();
+    for (i, hex_digest) in api_keys.iter().enumerate() {
+        match hex::decode(hex_digest.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        {
+            Some(digest) => api_key_hashes.push(digest),
+            None => c.problem(
+                format!("{key}.api_key_sha256[{i}]"),
+                "must be 64 hex digits, the SHA-256 of the key (printf %s KEY | sha256sum)",
+            ),
+        }
+    }
+    if t.platforms.is_empty() {
+        c.problem(
+            format!("{key}.platforms"),
+            "list the platforms this tool may use",
+        );
+    }
+    for (i, p) in t.platforms.iter().enumerate() {
+        if !platforms.contains(p) {
+            c.problem(
+                format!("{key}.platforms[{i}]"),
+                format!("no platform with id {p:?}"),
+            );
+        }
+    }
+    let mut return_to = Vec::new();
+    for (i, entry) in t.return_to.iter().enumerate() {
+        let path = format!("{key}.return_to[{i}]");
+        if let Some(url) = c.http_url(&path, entry) {
+            if url.query().is_some() {
+                c.problem(path, "must be an origin and path prefix, without a query");
+            } else {
+                return_to.push(url);
+            }
+        }
+    }
+    if (t.secret_env.is_some() && jwt_key.is_none())
+        || (t.public_key_file.is_some() && jwt_key.is_none())
+        || !id_ok
+    {
+        return None;
+    }
+    Some(Tool {
+        id: ToolId::new(t.id.as_str()),
+        jwt_key,
+        api_key_hashes,
+        platforms: t
+            .platforms
+            .iter()
+            .map(|p| PlatformId::new(p.as_str()))
+            .collect(),
+        return_to,
+        export_tokens: t.export_tokens,
+    })
+}
+
+fn public_key(pem: &[u8]) -> Result<DecodingKey, String> {
+    DecodingKey::from_rsa_pem(pem)
+        .or_else(|_| DecodingKey::from_ec_pem(pem))
+        .or_else(|_| DecodingKey::from_ed_pem(pem))
+        .map_err(|_| "is not an RSA, EC (P-256/P-384) or Ed25519 public key in PEM".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_accepts_both_alphabets_with_or_without_padding() {
+        let bytes = [0xfbu8; 32];
+        let std = base64::engine::general_purpose::STANDARD.encode(bytes);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(decode_master_key(&std).unwrap().0, bytes);
+        assert_eq!(decode_master_key(&url).unwrap().0, bytes);
+        assert!(decode_master_key("c2hvcnQ=")
+            .unwrap_err()
+            .contains("5 bytes"));
+        assert!(decode_master_key("not base64 !!").is_err());
+    }
+
+    #[test]
+    fn upstream_parts() {
+        let upstream = Upstream::from_base_url;
+        let u = upstream(&Url::parse("https://canvas.example.edu/").unwrap()).unwrap();
+        assert_eq!(
+            (
+                u.tls,
+                u.port,
+                u.origin.as_str(),
+                u.base_path.as_str(),
+                u.host_header.as_str()
+            ),
+            (
+                true,
+                443,
+                "https://canvas.example.edu",
+                "",
+                "canvas.example.edu"
+            )
+        );
+        let u = upstream(&Url::parse("http://127.0.0.1:8081/lms/").unwrap()).unwrap();
+        assert_eq!(
+            (
+                u.port,
+                u.origin.as_str(),
+                u.base_path.as_str(),
+                u.host_header.as_str()
+            ),
+            (8081, "http://127.0.0.1:8081", "/lms", "127.0.0.1:8081")
+        );
+        let u = upstream(&Url::parse("http://[::1]:9/").unwrap()).unwrap();
+        assert_eq!(u.host, "::1");
+    }
+}

@@ -1,0 +1,501 @@
+//! Who is calling: the tool (by its JWT or API key) and the user it acts for.
+//!
+//! Two credential forms share one answer, [`Identity`]. Verified JWTs are remembered by the
+//! SHA-256 of the token, so a tool that reuses a JWT pays for the signature check once; the
+//! expiry is still checked on every request.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::Validation;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::config::{Config, Tool};
+use crate::crypto::sha256;
+use crate::types::UserKey;
+
+/// Clock skew allowed on `exp` and `nbf`.
+pub const LEEWAY_SECS: i64 = 30;
+/// Longest `Authorization` header we look at; real JWTs are well under 2 KiB.
+const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
+/// LTI's `sub` is at most 255 characters; so is a user key.
+const MAX_USER_KEY_BYTES: usize = 255;
+
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub tool: Arc<Tool>,
+    pub user: UserKey,
+    pub lms_user_id: Option<String>,
+    /// True for a JWT: the browser-facing flows can only be started with one.
+    pub via_jwt: bool,
+}
+
+/// Why a credential was refused. The text is shown to the tool; it never repeats the credential.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("no credential: send Authorization: Bearer <tool JWT>, or an API key with X-LMS-User")]
+    Missing,
+    #[error("the Authorization header is not \"Bearer <credential>\"")]
+    NotBearer,
+    #[error("the Authorization header is longer than {MAX_AUTHORIZATION_BYTES} bytes")]
+    TooLong,
+    #[error("the tool JWT is malformed")]
+    Malformed,
+    #[error("the tool JWT names an unknown tool in iss")]
+    UnknownTool,
+    #[error("the tool JWT's signature does not verify")]
+    BadSignature,
+    #[error("the tool JWT has expired")]
+    Expired,
+    #[error("the tool JWT is not valid yet (nbf)")]
+    NotYetValid,
+    #[error("the tool JWT's aud must be this proxy's public_url")]
+    WrongAudience,
+    #[error("the tool JWT lacks the required claim {0}")]
+    MissingClaim(String),
+    #[error("the tool JWT lives longer than the allowed {0} seconds")]
+    TooLongLived(u64),
+    #[error("the tool JWT's sub must be 1 to 255 visible ASCII characters")]
+    BadSubject,
+    #[error("unknown API key")]
+    UnknownApiKey,
+    #[error("an API key needs an X-LMS-User header naming the user")]
+    MissingUserHeader,
+    #[error("X-LMS-User must be 1 to 255 visible ASCII characters")]
+    BadUserHeader,
+}
+
+#[derive(Deserialize)]
+struct Issuer {
+    iss: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: Option<String>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+    iat: Option<i64>,
+    lms_user_id: Option<LmsUserId>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum LmsUserId {
+    Number(i64),
+    Text(String),
+}
+
+impl LmsUserId {
+    fn into_string(self) -> String {
+        match self {
+            Self::Number(n) => n.to_string(),
+            Self::Text(s) => s,
+        }
+    }
+}
+
+struct Verified {
+    identity: Identity,
+    exp: i64,
+}
+
+pub struct ToolAuth {
+    tools: HashMap<String, Arc<Tool>>,
+    api_keys: Vec<([u8; 32], Arc<Tool>)>,
+    audience: String,
+    max_ttl_secs: u64,
+    verified: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+}
+
+impl ToolAuth {
+    pub fn new(config: &Config) -> Self {
+        let tools = config
+            .tools
+            .iter()
+            .map(|t| (t.id.as_str().to_string(), Arc::clone(t)))
+            .collect();
+        let api_keys = config
+            .tools
+            .iter()
+            .flat_map(|t| t.api_key_hashes.iter().map(|h| (*h, Arc::clone(t))))
+            .collect();
+        Self {
+            tools,
+            api_keys,
+            audience: config.server.public_url.clone(),
+            max_ttl_secs: config.server.max_tool_token_ttl.as_secs(),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(15 * 60))
+                .build(),
+        }
+    }
+
+    /// Authenticates a request from its `Authorization` and `X-LMS-User` header values.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        x_lms_user: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Identity, CredentialError> {
+        let credential = bearer(authorization.ok_or(CredentialError::Missing)?)?;
+        if looks_like_jwt(credential) {
+            self.verify_jwt(credential, now)
+        } else {
+            self.check_api_key(credential, x_lms_user)
+        }
+    }
+
+    /// Verifies a tool JWT on its own (the browser-facing `/oauth/start?token=` uses it too).
+    pub fn verify_jwt(&self, jwt: &str, now: i64) -> Result<Identity, CredentialError> {
+        let digest = sha256(jwt.as_bytes());
+        if let Some(hit) = self.verified.get(&digest) {
+            if hit.exp + LEEWAY_SECS <= now {
+                return Err(CredentialError::Expired);
+            }
+            return Ok(hit.identity.clone());
+        }
+        let verified = self.verify_jwt_uncached(jwt, now)?;
+        let identity = verified.identity.clone();
+        self.verified.insert(digest, Arc::new(verified));
+        Ok(identity)
+    }
+
+    fn verify_jwt_uncached(&self, jwt: &str, now: i64) -> Result<Verified, CredentialError> {
+        let issuer = unverified_issuer(jwt)?;
+        let tool = self
+            .tools
+            .get(&issuer)
+            .ok_or(CredentialError::UnknownTool)?;
+        let key = tool.jwt_key.as_ref().ok_or(CredentialError::UnknownTool)?;
+        let mut validation = Validation::new_for_family(key.decoding.family());
+        // Time claims are checked below against the caller's clock, so tests can fix it.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_audience(&[&self.audience]);
+        validation.set_required_spec_claims(&["exp", "aud"]);
+        let data = jsonwebtoken::decode::<Claims>(jwt, &key.decoding, &validation)
+            .map_err(|e| jwt_error(e.kind()))?;
+        let claims = data.claims;
+        let exp = claims
+            .exp
+            .ok_or_else(|| CredentialError::MissingClaim("exp".into()))?;
+        if exp + LEEWAY_SECS <= now {
+            return Err(CredentialError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+            return Err(CredentialError::NotYetValid);
+        }
+        let lifetime = match claims.iat {
+            Some(iat) => exp.saturating_sub(iat),
+            None => exp.saturating_sub(now).saturating_sub(LEEWAY_SECS),
+        };
+        if lifetime > self.max_ttl_secs as i64 {
+            return Err(CredentialError::TooLongLived(self.max_ttl_secs));
+        }
+        let sub = claims
+            .sub
+            .ok_or_else(|| CredentialError::MissingClaim("sub".into()))?;
+        let user = user_key(sub.as_bytes()).ok_or(CredentialError::BadSubject)?;
+        Ok(Verified {
+            identity: Identity {
+                tool: Arc::clone(tool),
+                user,
+                lms_user_id: claims.lms_user_id.map(LmsUserId::into_string),
+                via_jwt: true,
+            },
+            exp,
+        })
+    }
+
+    fn check_api_key(
+        &self,
+        key: &str,
+        x_lms_user: Option<&[u8]>,
+    ) -> Result<Identity, CredentialError> {
+        let digest = sha256(key.as_bytes());
+        // Every configured key is compared, in constant time, whatever matches first.
+        let mut found: Option<&Arc<Tool>> = None;
+        for (hash, tool) in &self.api_keys {
+            if bool::from(hash.ct_eq(&digest)) {
+                found = Some(tool);
+            }
+        }
+        let tool = found.ok_or(CredentialError::UnknownApiKey)?;
+        let user = user_key(x_lms_user.ok_or(CredentialError::MissingUserHeader)?)
+            .ok_or(CredentialError::BadUserHeader)?;
+        Ok(Identity {
+            tool: Arc::clone(tool),
+            user,
+            lms_user_id: None,
+            via_jwt: false,
+        })
+    }
+}
+
+fn bearer(header: &[u8]) -> Result<&str, CredentialError> {
+    if header.len() > MAX_AUTHORIZATION_BYTES {
+        return Err(CredentialError::TooLong);
+    }
+    let text = std::str::from_utf8(header).map_err(|_| CredentialError::NotBearer)?;
+    let (scheme, credential) = text.split_once(' ').ok_or(CredentialError::NotBearer)?;
+    let credential = credential.trim();
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || credential.is_empty()
+        || !credential.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(CredentialError::NotBearer);
+    }
+    Ok(credential)
+}
+
+fn looks_like_jwt(credential: &str) -> bool {
+    credential.bytes().filter(|&b| b == b'.').count() == 2
+}
+
+/// Reads `iss` before verifying, only to pick the key; nothing else is trusted until verified.
+fn unverified_issuer(jwt: &str) -> Result<String, CredentialError> {
+    let payload = jwt.split('.').nth(1).ok_or(CredentialError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|_| CredentialError::Malformed)?;
+    let issuer: Issuer = serde_json::from_slice(&bytes).map_err(|_| CredentialError::Malformed)?;
+    issuer
+        .iss
+        .ok_or_else(|| CredentialError::MissingClaim("iss".into()))
+}
+
+fn jwt_error(kind: &ErrorKind) -> CredentialError {
+    match kind {
+        ErrorKind::ExpiredSignature => CredentialError::Expired,
+        ErrorKind::ImmatureSignature => CredentialError::NotYetValid,
+        ErrorKind::InvalidAudience => CredentialError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) => CredentialError::MissingClaim(claim.clone()),
+        ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => CredentialError::BadSignature,
+        _ => CredentialError::Malformed,
+    }
+}
+
+/// A user key is 1 to 255 visible ASCII characters: safe in logs, headers and URLs.
+pub fn user_key(bytes: &[u8]) -> Option<UserKey> {
+    if bytes.is_empty()
+        || bytes.len() > MAX_USER_KEY_BYTES
+        || !bytes.iter().all(|b| b.is_ascii_graphic())
+    {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok().map(UserKey::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ToolJwtKey;
+    use crate::types::{PlatformId, Secret, ToolId};
+    use jsonwebtoken::{encode, DecodingKey, EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    const AUD: &str = "https://proxy.example.edu";
+    const NOW: i64 = 1_800_000_000;
+
+    fn auth() -> ToolAuth {
+        let tool = Arc::new(Tool {
+            id: ToolId::new("quiz"),
+            jwt_key: Some(ToolJwtKey {
+                decoding: DecodingKey::from_secret(SECRET.as_bytes()),
+                secret: Some(Secret::new(SECRET)),
+            }),
+            api_key_hashes: vec![sha256(b"job-key")],
+            platforms: vec![PlatformId::new("canvas")],
+            return_to: vec![],
+            export_tokens: false,
+        });
+        ToolAuth {
+            tools: HashMap::from([("quiz".to_string(), Arc::clone(&tool))]),
+            api_keys: vec![(sha256(b"job-key"), tool)],
+            audience: AUD.into(),
+            max_ttl_secs: 86_400,
+            verified: moka::sync::Cache::new(10),
+        }
+    }
+
+    fn jwt(claims: serde_json::Value) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    fn check(token: &str) -> Result<Identity, CredentialError> {
+        auth().authenticate(Some(format!("Bearer {token}").as_bytes()), None, NOW)
+    }
+
+    #[test]
+    fn accepts_a_good_jwt_with_numeric_or_string_lms_user_id() {
+        let id = check(&jwt(
+            json!({"iss":"quiz","sub":"u1","aud":AUD,"exp":NOW+60,"iat":NOW,"lms_user_id":42}),
+        ))
+        .unwrap();
+        assert_eq!((id.tool.id.as_str(), id.user.as_str()), ("quiz", "u1"));
+        assert_eq!(id.lms_user_id.as_deref(), Some("42"));
+        let id = check(&jwt(
+            json!({"iss":"quiz","sub":"u1","aud":[AUD,"other"],"exp":NOW+60,"lms_user_id":"abc"}),
+        ))
+        .unwrap();
+        assert_eq!(id.lms_user_id.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn refuses_bad_jwts_with_a_reason() {
+        let cases = [
+            (
+                json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW-31}),
+                CredentialError::Expired,
+            ),
+            (
+                json!({"iss":"quiz","sub":"u","aud":"https://evil","exp":NOW+60}),
+                CredentialError::WrongAudience,
+            ),
+            (
+                json!({"iss":"nope","sub":"u","aud":AUD,"exp":NOW+60}),
+                CredentialError::UnknownTool,
+            ),
+            (
+                json!({"iss":"quiz","sub":"u","aud":AUD}),
+                CredentialError::MissingClaim("exp".into()),
+            ),
+            (
+                json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+60,"nbf":NOW+100}),
+                CredentialError::NotYetValid,
+            ),
+            (
+                json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+90_000,"iat":NOW}),
+                CredentialError::TooLongLived(86_400),
+            ),
+            (
+                json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+90_000}),
+                CredentialError::TooLongLived(86_400),
+            ),
+            (
+                json!({"iss":"quiz","aud":AUD,"exp":NOW+60}),
+                CredentialError::MissingClaim("sub".into()),
+            ),
+            (
+                json!({"iss":"quiz","sub":"bad user","aud":AUD,"exp":NOW+60}),
+                CredentialError::BadSubject,
+            ),
+        ];
+        for (claims, expected) in cases {
+            let err = check(&jwt(claims.clone())).unwrap_err();
+            assert_eq!(err, expected, "{claims}");
+        }
+    }
+
+    #[test]
+    fn refuses_forged_and_malformed_tokens() {
+        let good = jwt(json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+60}));
+        let forged = encode(
+            &Header::default(),
+            &json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+60}),
+            &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+        )
+        .unwrap();
+        assert_eq!(check(&forged).unwrap_err(), CredentialError::BadSignature);
+        let (head, rest) = good.split_once('.').unwrap();
+        let (_, sig) = rest.split_once('.').unwrap();
+        let swapped = format!(
+            "{head}.{}.{sig}",
+            URL_SAFE_NO_PAD.encode(br#"{"iss":"quiz","sub":"admin","aud":"https://proxy.example.edu","exp":1900000000}"#)
+        );
+        assert_eq!(check(&swapped).unwrap_err(), CredentialError::BadSignature);
+        assert_eq!(check("a.b.c").unwrap_err(), CredentialError::Malformed);
+        let none_alg = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(br#"{"alg":"none"}"#),
+            URL_SAFE_NO_PAD.encode(
+                br#"{"iss":"quiz","sub":"u","aud":"https://proxy.example.edu","exp":1900000000}"#
+            )
+        );
+        assert!(check(&none_alg).is_err());
+    }
+
+    #[test]
+    fn cached_jwt_still_expires() {
+        let a = auth();
+        let token = jwt(json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+10}));
+        let header = format!("Bearer {token}");
+        assert!(a.authenticate(Some(header.as_bytes()), None, NOW).is_ok());
+        assert!(a
+            .authenticate(Some(header.as_bytes()), None, NOW + 5)
+            .is_ok());
+        assert_eq!(
+            a.authenticate(Some(header.as_bytes()), None, NOW + 41)
+                .unwrap_err(),
+            CredentialError::Expired
+        );
+    }
+
+    #[test]
+    fn api_keys_need_a_user_header() {
+        let a = auth();
+        let id = a
+            .authenticate(Some(b"Bearer job-key"), Some(b"user-7"), NOW)
+            .unwrap();
+        assert_eq!(
+            (id.tool.id.as_str(), id.user.as_str(), id.via_jwt),
+            ("quiz", "user-7", false)
+        );
+        assert_eq!(
+            a.authenticate(Some(b"Bearer job-key"), None, NOW)
+                .unwrap_err(),
+            CredentialError::MissingUserHeader
+        );
+        assert_eq!(
+            a.authenticate(Some(b"Bearer job-key"), Some(b"a\tb"), NOW)
+                .unwrap_err(),
+            CredentialError::BadUserHeader
+        );
+        assert_eq!(
+            a.authenticate(Some(b"Bearer other"), Some(b"u"), NOW)
+                .unwrap_err(),
+            CredentialError::UnknownApiKey
+        );
+    }
+
+    #[test]
+    fn refuses_malformed_headers() {
+        let a = auth();
+        assert_eq!(
+            a.authenticate(None, None, NOW).unwrap_err(),
+            CredentialError::Missing
+        );
+        assert_eq!(
+            a.authenticate(Some(b"Basic abc"), None, NOW).unwrap_err(),
+            CredentialError::NotBearer
+        );
+        assert_eq!(
+            a.authenticate(Some(b"Bearer "), None, NOW).unwrap_err(),
+            CredentialError::NotBearer
+        );
+        assert_eq!(
+            a.authenticate(Some(b"Bearer \xff\xfe"), None, NOW)
+                .unwrap_err(),
+            CredentialError::NotBearer
+        );
+        let long = format!("Bearer {}", "a".repeat(9000));
+        assert_eq!(
+            a.authenticate(Some(long.as_bytes()), None, NOW)
+                .unwrap_err(),
+            CredentialError::TooLong
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! lms-proxy: call an LMS REST API as one of its users, without the tool ever holding the
+//! user's OAuth tokens. README.md has the picture; shared/DESIGN.md the contract.
+//!
+//! Data flows one way: `config` -> (`routes`, `identity`, `tokens` -> `store`, `crypto`) ->
+//! `admission` -> `proxy`. Lower modules never import `proxy`.
+
+pub mod admission;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod demo;
+pub mod errors;
+pub mod http;
+pub mod identity;
+pub mod logging;
+pub mod proxy;
+pub mod rewrite;
+pub mod routes;
+pub mod sandbox;
+pub mod server;
+pub mod store;
+pub mod tickets;
+pub mod tokens;
+pub mod types;
+
+#[cfg(test)]
+mod testing;

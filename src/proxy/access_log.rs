@@ -1,0 +1,33 @@
+//! One line per request: who, where, what came back and how long it took. Never the query
+//! string, a header value or a token.
+
+use pingora::proxy::Session;
+
+use super::RequestCtx;
+
+pub fn log(session: &Session, ctx: &RequestCtx) {
+    let req = session.req_header();
+    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    let route = ctx.facts.route.as_ref();
+    let identity = ctx.facts.identity.as_ref();
+    let cache = match ctx.facts.cache_hit {
+        Some(true) => "hit",
+        Some(false) => "miss",
+        None => "-",
+    };
+    tracing::info!(
+        target: "lms_proxy::access",
+        method = %req.method,
+        path = req.uri.path(),
+        status,
+        route = route.map_or("-", |r| r.prefix.as_str()),
+        platform = route.map_or("-", |r| r.platform.id.as_str()),
+        tool = identity.map_or("-", |i| i.tool.id.as_str()),
+        user = identity.map_or("-", |i| i.user.as_str()),
+        upstream_ms = ctx.upstream_ms.map(|ms| ms as u64),
+        total_ms = ctx.started.map_or(0, |t| t.elapsed().as_millis() as u64),
+        cache,
+        error = ctx.error.unwrap_or("-"),
+        "request"
+    );
+}

@@ -1,0 +1,263 @@
+//! The Pingora `ProxyHttp` implementation. Kept thin: each filter hands its one job to the
+//! module that owns it (admission, forward, rewrite, endpoints) and returns.
+
+mod access_log;
+mod endpoints;
+mod forward;
+mod resolve;
+mod respond;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorType;
+
+use crate::admission::{self, Admitted, Facts};
+use crate::app::App;
+use crate::errors::ProxyError;
+use crate::rewrite::Rewriter;
+use crate::routes;
+use crate::tokens::now_unix;
+use crate::types::PlatformId;
+
+pub use resolve::Resolver;
+
+/// Per-platform trusted roots, in the form pingora's connector takes.
+type CaCerts = Arc<pingora::protocols::tls::CaType>;
+
+/// Idle upstream connections are kept this long for reuse.
+const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
+
+pub struct LmsProxy {
+    app: Arc<App>,
+    resolver: Resolver,
+    ca: HashMap<PlatformId, CaCerts>,
+}
+
+#[derive(Default)]
+pub struct RequestCtx {
+    started: Option<Instant>,
+    facts: Facts,
+    admitted: Option<Admitted>,
+    addrs: Option<Arc<Vec<SocketAddr>>>,
+    attempt: usize,
+    upstream_started: Option<Instant>,
+    upstream_ms: Option<u128>,
+    error: Option<&'static str>,
+}
+
+impl LmsProxy {
+    pub fn new(app: Arc<App>) -> Self {
+        let ca = app
+            .config
+            .platforms
+            .iter()
+            .filter_map(|p| {
+                let certs = p.ca_certs.as_ref()?;
+                let wrapped: Vec<_> = certs
+                    .iter()
+                    .map(|der| {
+                        pingora::utils::tls::WrappedX509::new(
+                            der.clone(),
+                            pingora::utils::tls::parse_x509,
+                        )
+                    })
+                    .collect();
+                Some((
+                    p.id.clone(),
+                    Arc::from(wrapped.into_boxed_slice()) as CaCerts,
+                ))
+            })
+            .collect();
+        Self {
+            app,
+            resolver: Resolver::default(),
+            ca,
+        }
+    }
+
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        e: ProxyError,
+    ) -> Result<bool> {
+        ctx.error = Some(e.code());
+        let answer = if admission::is_navigation(session.req_header()) {
+            e.answer_for_browser()
+        } else {
+            e.answer()
+        };
+        respond::send(session, answer).await?;
+        Ok(true)
+    }
+}
+
+fn admitted(ctx: &RequestCtx) -> Result<&Admitted> {
+    ctx.admitted
+        .as_ref()
+        .ok_or_else(|| Error::explain(ErrorType::InternalError, "request was not admitted"))
+}
+
+#[async_trait]
+impl ProxyHttp for LmsProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx {
+            started: Some(Instant::now()),
+            ..Default::default()
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if routes::is_reserved(session.req_header().uri.path()) {
+            let answer = endpoints::serve(&self.app, session.req_header()).await;
+            respond::send(session, answer).await?;
+            return Ok(true);
+        }
+        let admitted =
+            admission::admit(&self.app, session.req_header(), now_unix(), &mut ctx.facts).await;
+        match admitted {
+            Ok(admitted) => {
+                ctx.admitted = Some(admitted);
+                Ok(false)
+            }
+            Err(e) => self.refuse(session, ctx, e).await,
+        }
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let platform = Arc::clone(&admitted(ctx)?.route.platform);
+        let upstream = &platform.upstream;
+        let addrs = match &ctx.addrs {
+            Some(addrs) => Arc::clone(addrs),
+            None => {
+                let addrs = self
+                    .resolver
+                    .resolve(&upstream.host, upstream.port)
+                    .await
+                    .map_err(|e| Error::explain(ErrorType::ConnectError, e.to_string()))?;
+                ctx.addrs = Some(Arc::clone(&addrs));
+                addrs
+            }
+        };
+        let addr = addrs
+            .get(ctx.attempt)
+            .copied()
+            .ok_or_else(|| Error::explain(ErrorType::ConnectError, "no address left to try"))?;
+        // SNI is always the host name: an empty SNI turns certificate checks off in pingora.
+        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
+        peer.options.connection_timeout = Some(platform.connect_timeout);
+        peer.options.read_timeout = Some(platform.read_timeout);
+        peer.options.write_timeout = Some(platform.read_timeout);
+        peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+        peer.options.ca = self.ca.get(&platform.id).cloned();
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // Try the host's next address, as any client would.
+        let more = ctx
+            .addrs
+            .as_ref()
+            .is_some_and(|a| ctx.attempt + 1 < a.len());
+        if more {
+            ctx.attempt += 1;
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        forward::prepare(upstream_request, admitted(ctx)?)
+            .map_err(|e| Error::explain(ErrorType::HTTPStatus(400), e.to_string()))?;
+        ctx.upstream_started = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.upstream_ms = ctx.upstream_started.map(|t| t.elapsed().as_millis());
+        let route = &admitted(ctx)?.route;
+        let rewriter = Rewriter {
+            upstream: &route.platform.upstream,
+            public_base: &route.public_base,
+        };
+        respond::rewrite_headers(response, &rewriter);
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let error = match e.etype() {
+            ErrorType::ConnectTimedout
+            | ErrorType::ReadTimedout
+            | ErrorType::WriteTimedout
+            | ErrorType::TLSHandshakeTimedout => Some(ProxyError::UpstreamTimeout),
+            ErrorType::HTTPStatus(400) => Some(ProxyError::BadRequest(
+                "the request could not be forwarded".into(),
+            )),
+            _ => match e.esource() {
+                ErrorSource::Upstream => Some(ProxyError::UpstreamUnavailable),
+                ErrorSource::Internal | ErrorSource::Unset => Some(ProxyError::Internal),
+                // The tool went away or sent something unreadable: nothing useful to say.
+                ErrorSource::Downstream => None,
+            },
+        };
+        let mut code = 0;
+        if let Some(error) = error {
+            code = error.status();
+            ctx.error = Some(error.code());
+            if session.response_written().is_none() {
+                if let Err(write_error) = respond::send(session, error.answer()).await {
+                    tracing::debug!(error = %write_error, "could not send the error answer");
+                }
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        access_log::log(session, ctx);
+    }
+
+    /// Pingora's error lines name the request with this; the query is left out because a
+    /// tool may have put a token there.
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {}", req.method, req.uri.path())
+    }
+}

@@ -1,0 +1,59 @@
+//! Writing the proxy's own answers to the tool, and editing the LMS's response headers.
+
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+
+use crate::http::Answer;
+use crate::rewrite::Rewriter;
+
+pub async fn send(session: &mut Session, answer: Answer) -> Result<()> {
+    let mut header = ResponseHeader::build(answer.status, Some(answer.headers.len() + 1))?;
+    for (name, value) in answer.headers {
+        header.insert_header(name, value)?;
+    }
+    header.insert_header("content-length", answer.body.len().to_string())?;
+    let empty = answer.body.is_empty();
+    session
+        .write_response_header(Box::new(header), empty)
+        .await?;
+    if !empty {
+        session.write_response_body(Some(answer.body), true).await?;
+    }
+    Ok(())
+}
+
+/// LMS URLs in `Link` and `Location` point back at the proxy; LMS cookies stay with the LMS
+/// (they would otherwise land on the proxy's origin, next to its own state cookie).
+pub fn rewrite_headers(response: &mut ResponseHeader, rewriter: &Rewriter<'_>) {
+    let mut changed = false;
+    let links: Vec<http::HeaderValue> = response
+        .headers
+        .get_all(http::header::LINK)
+        .iter()
+        .map(|value| {
+            let rewritten = value
+                .to_str()
+                .ok()
+                .and_then(|text| rewriter.link(text))
+                .and_then(|new| http::HeaderValue::from_str(&new).ok());
+            changed |= rewritten.is_some();
+            rewritten.unwrap_or_else(|| value.clone())
+        })
+        .collect();
+    if changed {
+        response.remove_header(&http::header::LINK);
+        for link in links {
+            let _ = response.append_header(http::header::LINK, link);
+        }
+    }
+    let location = response
+        .headers
+        .get(http::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| rewriter.location(v));
+    if let Some(location) = location {
+        let _ = response.insert_header(http::header::LOCATION, location);
+    }
+    response.remove_header(&http::header::SET_COOKIE);
+}

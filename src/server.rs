@@ -1,0 +1,71 @@
+//! Starts Pingora with the proxy service on the configured listener.
+
+use std::sync::Arc;
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+
+use crate::app::App;
+use crate::config::Config;
+use crate::proxy::LmsProxy;
+
+/// Seconds between SIGTERM and the listeners closing, then at most this long for requests in
+/// flight: a container stops in seconds, not pingora's default five minutes.
+const GRACE_PERIOD_SECS: u64 = 1;
+const GRACEFUL_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot start: {0}")]
+    Start(String),
+}
+
+/// Opens the store, then hands the process to Pingora; returns only on a start-up error.
+pub fn run(config: Config) -> Result<(), ServeError> {
+    let startup = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServeError::Start(e.to_string()))?;
+    let app = Arc::new(startup.block_on(App::new(config))?);
+    drop(startup);
+    let server = build(app)?;
+    server.run_forever()
+}
+
+fn build(app: Arc<App>) -> Result<Server, ServeError> {
+    let settings = &app.config.server;
+    let conf = ServerConf {
+        threads: settings.threads,
+        grace_period_seconds: Some(GRACE_PERIOD_SECS),
+        graceful_shutdown_timeout_seconds: Some(GRACEFUL_SHUTDOWN_TIMEOUT_SECS),
+        upstream_keepalive_pool_size: 1024,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let listen = settings.listen.to_string();
+    let tls = settings.tls.clone();
+    let public_url = settings.public_url.clone();
+    let mut service =
+        pingora::proxy::http_proxy_service(&server.configuration, LmsProxy::new(Arc::clone(&app)));
+    match &tls {
+        Some(tls) => service
+            .add_tls(
+                &listen,
+                &tls.cert.to_string_lossy(),
+                &tls.key.to_string_lossy(),
+            )
+            .map_err(|e| ServeError::Start(format!("server.tls: {e}")))?,
+        None => service.add_tcp(&listen),
+    }
+    server.add_service(service);
+    tracing::info!(
+        listen = %listen,
+        tls = tls.is_some(),
+        public_url = %public_url,
+        "lms-proxy listening"
+    );
+    Ok(server)
+}

@@ -1,0 +1,258 @@
+//! Users' LMS tokens: a moka cache in front of the durable store, sealing on the way in and
+//! opening on the way out.
+//!
+//! Concurrent misses for one user share one store read (moka's `try_get_with`), so a burst of
+//! requests for a cold user costs one query.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::TokensConfig;
+use crate::crypto::Crypto;
+use crate::store::{StoreError, StoredToken, TokenStore};
+use crate::types::{AccessToken, RefreshToken, TokenKey};
+
+/// A user's grant, opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
+    /// Unix seconds; `None` when the LMS gave no lifetime.
+    pub expires_at: Option<i64>,
+    pub lms_user_id: Option<String>,
+}
+
+/// What is sealed: only the secrets. Short names keep rows small.
+#[derive(Serialize, Deserialize)]
+struct Secrets {
+    a: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, Clone)]
+pub enum TokenError {
+    #[error(transparent)]
+    Store(Arc<StoreError>),
+}
+
+impl From<StoreError> for TokenError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Arc::new(e))
+    }
+}
+
+/// The result of a lookup, with whether the cache answered (for the request log).
+pub struct Lookup {
+    pub record: Option<Arc<TokenRecord>>,
+    pub cache_hit: bool,
+}
+
+pub struct Tokens {
+    store: Arc<dyn TokenStore>,
+    crypto: Arc<Crypto>,
+    cache: moka::future::Cache<TokenKey, Arc<TokenRecord>>,
+}
+
+enum LoadError {
+    Missing,
+    Store(TokenError),
+}
+
+impl Tokens {
+    pub fn new(store: Arc<dyn TokenStore>, crypto: Arc<Crypto>, config: &TokensConfig) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(config.cache_capacity)
+            // Bounded life so a token deleted or replaced by another instance or by
+            // `lms-proxy tokens` is seen here within the TTL.
+            .time_to_live(config.cache_ttl)
+            .build();
+        Self {
+            store,
+            crypto,
+            cache,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn TokenStore> {
+        &self.store
+    }
+
+    pub async fn get(&self, key: &TokenKey) -> Result<Lookup, TokenError> {
+        if let Some(record) = self.cache.get(key).await {
+            return Ok(Lookup {
+                record: Some(record),
+                cache_hit: true,
+            });
+        }
+        let loaded = self
+            .cache
+            .try_get_with_by_ref(key, async {
+                match self.store.get(key).await {
+                    Ok(Some(row)) => match self.open(&row) {
+                        Some(record) => Ok(Arc::new(record)),
+                        None => Err(LoadError::Missing),
+                    },
+                    Ok(None) => Err(LoadError::Missing),
+                    Err(e) => Err(LoadError::Store(e.into())),
+                }
+            })
+            .await;
+        match loaded {
+            Ok(record) => Ok(Lookup {
+                record: Some(record),
+                cache_hit: false,
+            }),
+            Err(e) => match &*e {
+                LoadError::Missing => Ok(Lookup {
+                    record: None,
+                    cache_hit: false,
+                }),
+                LoadError::Store(e) => Err(e.clone()),
+            },
+        }
+    }
+
+    /// Writes through to the store first, so the cache never holds what the store lacks.
+    pub async fn save(&self, key: TokenKey, record: TokenRecord) -> Result<(), TokenError> {
+        self.store.put(self.seal(&key, &record)).await?;
+        self.cache.insert(key, Arc::new(record)).await;
+        Ok(())
+    }
+
+    pub async fn delete(&self, key: &TokenKey) -> Result<bool, TokenError> {
+        let existed = self.store.delete(key).await?;
+        self.cache.invalidate(key).await;
+        Ok(existed)
+    }
+
+    pub fn seal(&self, key: &TokenKey, record: &TokenRecord) -> StoredToken {
+        let secrets = Secrets {
+            a: record.access_token.expose().to_string(),
+            r: record
+                .refresh_token
+                .as_ref()
+                .map(|r| r.expose().to_string()),
+        };
+        let plaintext = serde_json::to_vec(&secrets).unwrap_or_default();
+        StoredToken {
+            key: key.clone(),
+            sealed: self.crypto.seal(&plaintext, &key.associated_data()),
+            expires_at: record.expires_at,
+            lms_user_id: record.lms_user_id.clone(),
+            updated_at: now_unix(),
+        }
+    }
+
+    /// `None` when the row does not open: a changed master key or a row moved to another key.
+    /// Such a row is as good as absent; the user is asked to connect again.
+    fn open(&self, row: &StoredToken) -> Option<TokenRecord> {
+        let opened = self
+            .crypto
+            .open(&row.sealed, &row.key.associated_data())
+            .ok()
+            .and_then(|plain| serde_json::from_slice::<Secrets>(&plain).ok());
+        let Some(secrets) = opened else {
+            tracing::error!(
+                platform = %row.key.platform, tool = %row.key.tool, user = %row.key.user,
+                "stored token does not open with the master key; treating it as absent"
+            );
+            return None;
+        };
+        Some(TokenRecord {
+            access_token: AccessToken::new(secrets.a),
+            refresh_token: secrets.r.map(RefreshToken::new),
+            expires_at: row.expires_at,
+            lms_user_id: row.lms_user_id.clone(),
+        })
+    }
+}
+
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MasterKey;
+    use crate::store::SqliteStore;
+    use crate::types::{PlatformId, ToolId, UserKey};
+    use std::time::Duration;
+
+    fn key(user: &str) -> TokenKey {
+        TokenKey::new(
+            PlatformId::new("canvas"),
+            ToolId::new("quiz"),
+            UserKey::new(user),
+        )
+    }
+
+    fn record() -> TokenRecord {
+        TokenRecord {
+            access_token: AccessToken::new("secret-access-token"),
+            refresh_token: Some(RefreshToken::new("secret-refresh-token")),
+            expires_at: Some(2_000_000_000),
+            lms_user_id: Some("42".into()),
+        }
+    }
+
+    async fn tokens(dir: &std::path::Path, key_byte: u8) -> Tokens {
+        let store = Arc::new(SqliteStore::open(&dir.join("t.db")).await.unwrap());
+        let config = TokensConfig {
+            refresh_skew: Duration::from_secs(60),
+            cache_capacity: 100,
+            cache_ttl: Duration::from_secs(60),
+        };
+        Tokens::new(
+            store,
+            Arc::new(Crypto::new(&MasterKey([key_byte; 32]))),
+            &config,
+        )
+    }
+
+    #[tokio::test]
+    async fn save_then_get_hits_the_cache_and_store_holds_no_plaintext() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokens(dir.path(), 7).await;
+        t.save(key("u"), record()).await.unwrap();
+        let lookup = t.get(&key("u")).await.unwrap();
+        assert!(lookup.cache_hit);
+        assert_eq!(*lookup.record.unwrap(), record());
+        let raw = std::fs::read(dir.path().join("t.db")).unwrap();
+        let wal = std::fs::read(dir.path().join("t.db-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(!bytes.windows(12).any(|w| w == b"secret-acces"));
+            assert!(!bytes.windows(12).any(|w| w == b"secret-refre"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_instance_reads_from_the_store_and_a_wrong_key_reads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        tokens(dir.path(), 7)
+            .await
+            .save(key("u"), record())
+            .await
+            .unwrap();
+        let lookup = tokens(dir.path(), 7).await.get(&key("u")).await.unwrap();
+        assert!(!lookup.cache_hit);
+        assert_eq!(
+            lookup.record.unwrap().access_token.expose(),
+            "secret-access-token"
+        );
+        let other = tokens(dir.path(), 8).await.get(&key("u")).await.unwrap();
+        assert!(other.record.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_row_copied_to_another_user_does_not_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokens(dir.path(), 7).await;
+        let mut row = t.seal(&key("alice"), &record());
+        row.key = key("mallory");
+        t.store().put(row).await.unwrap();
+        assert!(t.get(&key("mallory")).await.unwrap().record.is_none());
+    }
+}
