@@ -1,4 +1,5 @@
-//! The checks a proxied request passes before it may reach the LMS, in the contract's order:
+//! The checks a proxied request passes before it may reach the LMS. Sanity first (header size,
+//! dot segments: 431/400), then the contract's order:
 //! route (404) -> tool credential (401) -> tool allowed on the platform (403) -> route
 //! allowlist (403) -> the user's token (401 `authorization_required`).
 
@@ -13,6 +14,10 @@ use crate::routes::{has_dot_segments, RouteEntry};
 use crate::tickets::Ticket;
 use crate::tokens::TokenRecord;
 use crate::types::TokenKey;
+
+/// Larger header blocks are refused before any work: no LMS takes more, and pingora's own
+/// limit (1 MiB) would let a tool push a megabyte of headers through to the LMS.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// A request that may go to the LMS, with what forwarding it needs.
 pub struct Admitted {
@@ -37,6 +42,14 @@ pub async fn admit(
     now: i64,
     facts: &mut Facts,
 ) -> Result<Admitted, ProxyError> {
+    let header_bytes: usize = req
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(ProxyError::HeadersTooLarge(MAX_HEADER_BYTES));
+    }
     let path = req.uri.path();
     if has_dot_segments(path) {
         return Err(ProxyError::BadRequest(

@@ -19,6 +19,8 @@ pub enum ProxyError {
     Forbidden(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("the request headers are larger than {0} bytes")]
+    HeadersTooLarge(usize),
     #[error(
         "the user has not connected this tool to {platform} yet, or the connection was revoked"
     )]
@@ -43,6 +45,7 @@ impl ProxyError {
             Self::InvalidToolCredentials(_) => "invalid_tool_credentials",
             Self::Forbidden(_) => "forbidden",
             Self::BadRequest(_) => "invalid_request",
+            Self::HeadersTooLarge(_) => "request_headers_too_large",
             Self::AuthorizationRequired { .. } => "authorization_required",
             Self::LmsUnavailable { .. } => "lms_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
@@ -57,6 +60,7 @@ impl ProxyError {
             Self::InvalidToolCredentials(_) | Self::AuthorizationRequired { .. } => 401,
             Self::Forbidden(_) => 403,
             Self::BadRequest(_) => 400,
+            Self::HeadersTooLarge(_) => 431,
             Self::LmsUnavailable { .. } => 503,
             Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,

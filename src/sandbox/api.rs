@@ -25,6 +25,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/accounts/{id}", get(no_permission))
         .route("/api/v1/files/{id}/download", get(file_download))
         .route("/api/v1/sandbox/echo", any(echo_request))
+        .route("/api/v1/sandbox/slow", get(slow))
         .route("/courses/{id}", get(course_page))
         .route("/__sandbox/tokens", post(admin_issue))
         .route("/__sandbox/throttle", post(admin_throttle))
@@ -344,6 +345,27 @@ async fn echo_request(
             "user_id": caller.user_id,
         }),
     )
+}
+
+/// Answers after `?ms=` milliseconds (at most 30 s), for timeout tests.
+async fn slow(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let caller = match authorize(&s, &headers, &method, &uri) {
+        Ok(c) => c,
+        Err(r) => return *r,
+    };
+    let ms = query
+        .get("ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(1000)
+        .min(30_000);
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    ok_json(&caller, json!({"slept_ms": ms}))
 }
 
 #[derive(Deserialize)]

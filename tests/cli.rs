@@ -1,0 +1,301 @@
+//! The command line against real files: check, mint, tokens import/list/delete.
+
+mod common;
+
+use common::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn check_accepts_the_test_config_and_the_shipped_example() {
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    let out = setup.cli(&["check", "-c", "{config}"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("OK (2 platforms, 2 routes, 3 tools)"));
+
+    // The annotated example must stay valid.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/lms-proxy.toml");
+    let env = std::collections::HashMap::from([
+        ("LMS_PROXY_KEY".to_string(), MASTER_KEY.to_string()),
+        ("CANVAS_CLIENT_SECRET".to_string(), "x".to_string()),
+        ("QUIZ_TOOL_SECRET".to_string(), TOOL_SECRET.to_string()),
+    ]);
+    let out = run(
+        BIN,
+        &["check".into(), "-c".into(), example.into()],
+        &env,
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn check_lists_every_problem_with_its_key_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+listen = "nowhere"
+public_url = "https://proxy.example.edu/"
+key_env = "MISSING_KEY"
+
+[[platforms]]
+id = "Canvas!"
+kind = "moodle"
+base_url = "ftp://canvas"
+client_id = ""
+client_secret_env = "NOT_SET"
+
+[[routes]]
+prefix = "/oauth/x"
+platform = "nope"
+allow = ["FETCH"]
+
+[[tools]]
+id = "quiz"
+secret_env = "SHORT_SECRET"
+platforms = ["nope"]
+return_to = ["not a url"]
+"#,
+    )
+    .unwrap();
+    let env = std::collections::HashMap::from([("SHORT_SECRET".to_string(), "short".to_string())]);
+    let out = run(
+        BIN,
+        &["check".into(), "-c".into(), path.to_string_lossy().into()],
+        &env,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for expected in [
+        "server.listen:",
+        "server.public_url:",
+        "server.key_env: environment variable MISSING_KEY is not set",
+        "platforms[0].id:",
+        "platforms[0].kind:",
+        "platforms[0].base_url:",
+        "platforms[0].client_id:",
+        "platforms[0].client_secret_env: environment variable NOT_SET is not set",
+        "routes[0].prefix:",
+        "routes[0].platform:",
+        "routes[0].allow[0]:",
+        "tools[0].secret_env: SHORT_SECRET holds 5 bytes",
+        "tools[0].platforms[0]:",
+        "tools[0].return_to[0]:",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(
+        !err.contains("short"),
+        "a secret's value was printed:\n{err}"
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.toml");
+    std::fs::write(&path, "[server]\nlisten = \"127.0.0.1:1\"\npublic_url = \"http://x\"\nkey_env = \"K\"\nlisten_port = 3\n").unwrap();
+    let out = run(
+        BIN,
+        &["check".into(), "-c".into(), path.to_string_lossy().into()],
+        &Default::default(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown field `listen_port`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("line 5"), "{}", stderr(&out));
+
+    let out = run(BIN, &["check".into()], &Default::default(), None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(BIN, &["frobnicate".into()], &Default::default(), None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = run(
+        BIN,
+        &["check".into(), "-c".into(), "/no/such/file.toml".into()],
+        &Default::default(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read /no/such/file.toml"));
+}
+
+#[test]
+fn mint_prints_a_jwt_with_the_contract_claims() {
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    let out = setup.cli(
+        &[
+            "mint",
+            "-c",
+            "{config}",
+            "--tool",
+            "quiz",
+            "--user",
+            "u-1",
+            "--lms-user-id",
+            "42",
+            "--ttl",
+            "600",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let jwt = stdout(&out).trim().to_string();
+    assert_eq!(jwt.lines().count(), 1);
+    let claims = jwt_claims(&jwt);
+    assert_eq!(claims["iss"], "quiz");
+    assert_eq!(claims["sub"], "u-1");
+    assert_eq!(claims["aud"], setup.url(""));
+    assert_eq!(claims["lms_user_id"], 42);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+
+    let out = setup.cli(
+        &["mint", "-c", "{config}", "--tool", "ghost", "--user", "u"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--tool"));
+    let out = setup.cli(
+        &[
+            "mint", "-c", "{config}", "--tool", "quiz", "--user", "u", "--ttl", "999999",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--ttl"));
+}
+
+#[test]
+fn tokens_import_list_delete() {
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    setup.import(
+        "quiz",
+        "{\"user\":\"alice\",\"access_token\":\"plain-access-alice\",\"refresh_token\":\"plain-refresh-alice\",\"expires_in\":3600,\"lms_user_id\":42}\n\
+         {\"user\":\"bob\",\"access_token\":\"plain-access-bob\",\"expires_at\":\"2030-01-01T00:00:00Z\"}\n",
+    );
+    let out = setup.cli(&["tokens", "list", "-c", "{config}", "--json"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["user"], "alice");
+    assert_eq!(rows[0]["lms_user_id"], "42");
+    assert_eq!(rows[1]["expires_at"], "2030-01-01T00:00:00Z");
+    assert!(!stdout(&out).contains("plain-access"));
+
+    // Sealed at rest: no token bytes in the database files.
+    for suffix in ["", "-wal"] {
+        let mut path = setup.db_path().into_os_string();
+        path.push(suffix);
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        for secret in [
+            "plain-access-alice",
+            "plain-refresh-alice",
+            "plain-access-bob",
+        ] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} found in {path:?}"
+            );
+        }
+    }
+
+    let out = setup.cli(
+        &[
+            "tokens",
+            "delete",
+            "-c",
+            "{config}",
+            "--platform",
+            "canvas",
+            "--tool",
+            "quiz",
+            "--user",
+            "bob",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = setup.cli(
+        &[
+            "tokens",
+            "delete",
+            "-c",
+            "{config}",
+            "--platform",
+            "canvas",
+            "--tool",
+            "quiz",
+            "--user",
+            "bob",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let out = setup.cli(&["tokens", "list", "-c", "{config}"], None);
+    assert!(stdout(&out).contains("alice") && !stdout(&out).contains("bob"));
+}
+
+#[test]
+fn a_bad_import_line_is_reported_by_number_and_nothing_is_written() {
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    let out = setup.cli(
+        &[
+            "tokens",
+            "import",
+            "-c",
+            "{config}",
+            "--platform",
+            "canvas",
+            "--tool",
+            "quiz",
+        ],
+        Some(
+            "{\"user\":\"alice\",\"access_token\":\"a\"}\n\
+             {\"user\":\"bob\"}\n\
+             {\"user\":\"carol\",\"access_token\":\"c\",\"expires_in\":\"soon-secret-ish\"}\n",
+        ),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("line 2:") && err.contains("line 3:"), "{err}");
+    assert!(!err.contains("line 1:"));
+    assert!(!err.contains("soon-secret-ish"));
+    let out = setup.cli(&["tokens", "list", "-c", "{config}", "--json"], None);
+    assert_eq!(stdout(&out).trim(), "", "something was written");
+
+    // A tool that may not use the platform is refused before anything is read.
+    let out = setup.cli(
+        &[
+            "tokens",
+            "import",
+            "-c",
+            "{config}",
+            "--platform",
+            "canvas",
+            "--tool",
+            "nowhere",
+        ],
+        Some("{\"user\":\"alice\",\"access_token\":\"a\"}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("may not use platform canvas"));
+}

@@ -1,0 +1,371 @@
+//! Helpers for integration tests: the real `lms-proxy` binary and its sandbox LMS on loopback,
+//! each on an ephemeral port, each stopped when its handle drops.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_lms-proxy");
+pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+pub const TOOL_SECRET: &str = "quiz-tool-secret-quiz-tool-secret-0123";
+pub const OTHER_SECRET: &str = "other-tool-secret-other-tool-secret-99";
+pub const CLIENT_SECRET: &str = "canvas-client-secret-value";
+/// The API key whose SHA-256 the test config lists for the quiz tool.
+pub const API_KEY: &str = "job-api-key-0123456789";
+const STARTUP: Duration = Duration::from_secs(30);
+
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn client() -> reqwest::Client {
+    init_tls();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client")
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Kills the child when dropped, so a failing test leaves nothing running.
+pub struct Running {
+    pub child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct SandboxLms {
+    pub origin: String,
+    _process: Running,
+}
+
+impl SandboxLms {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("sandbox")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sandbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("sandbox line");
+        let origin = line
+            .trim()
+            .strip_prefix("sandbox LMS listening on ")
+            .unwrap_or_else(|| panic!("unexpected sandbox output {line:?}"))
+            .to_string();
+        Self {
+            origin,
+            _process: Running { child },
+        }
+    }
+
+    /// A token as if the user had consented: what operators import.
+    pub async fn issue(&self, user_id: u64, expires_in: i64, scopes: Option<Vec<&str>>) -> String {
+        let body = client()
+            .post(format!("{}/__sandbox/tokens", self.origin))
+            .json(&json!({"user_id": user_id, "expires_in": expires_in, "scopes": scopes}))
+            .send()
+            .await
+            .expect("issue")
+            .json::<Value>()
+            .await
+            .expect("issue json");
+        body["access_token"].as_str().expect("token").to_string()
+    }
+
+    pub async fn fill_bucket(&self, token: &str, level: f64) {
+        client()
+            .post(format!("{}/__sandbox/throttle", self.origin))
+            .json(&json!({"access_token": token, "level": level}))
+            .send()
+            .await
+            .expect("throttle");
+    }
+}
+
+/// A config directory with `lms-proxy.toml` and the environment the config names.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub env: HashMap<String, String>,
+}
+
+impl Setup {
+    /// The standard test config: platform `canvas` at `lms_origin`, route `/canvas`, tools
+    /// `quiz` (HS256 + an API key) and `other`, plus `extra` TOML appended.
+    pub fn new(lms_origin: &str, extra: &str) -> Self {
+        Self::with_platform(lms_origin, "", extra)
+    }
+
+    /// Like `new`, with `platform_extra` TOML inside the `canvas` platform's table.
+    pub fn with_platform(lms_origin: &str, platform_extra: &str, extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let api_key_hash = sha256_hex(API_KEY);
+        let config = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+key_env = "LMS_PROXY_KEY"
+threads = 2
+
+[store]
+url = "sqlite://data/lms-proxy.db"
+
+[[platforms]]
+id = "canvas"
+kind = "canvas"
+base_url = "{lms_origin}"
+client_id = "10000000000001"
+client_secret_env = "CANVAS_CLIENT_SECRET"
+read_timeout_ms = 2000
+{platform_extra}
+
+[[routes]]
+prefix = "/canvas"
+platform = "canvas"
+
+[[routes]]
+prefix = "/limited"
+platform = "canvas"
+allow = ["GET /api/v1/users/self", "POST /api/v1/courses/*/discussion_topics"]
+
+[[tools]]
+id = "quiz"
+secret_env = "QUIZ_TOOL_SECRET"
+api_key_sha256 = ["{api_key_hash}"]
+platforms = ["canvas"]
+return_to = ["https://quiz.example.edu/"]
+
+[[tools]]
+id = "other"
+secret_env = "OTHER_TOOL_SECRET"
+platforms = ["canvas"]
+
+[[tools]]
+id = "nowhere"
+secret_env = "OTHER_TOOL_SECRET"
+platforms = ["elsewhere"]
+
+[[platforms]]
+id = "elsewhere"
+kind = "canvas"
+base_url = "http://127.0.0.1:9"
+client_id = "1"
+client_secret_env = "CANVAS_CLIENT_SECRET"
+{extra}
+"#
+        );
+        std::fs::write(dir.path().join("lms-proxy.toml"), config).expect("write config");
+        let env = HashMap::from([
+            ("LMS_PROXY_KEY".to_string(), MASTER_KEY.to_string()),
+            ("QUIZ_TOOL_SECRET".to_string(), TOOL_SECRET.to_string()),
+            ("OTHER_TOOL_SECRET".to_string(), OTHER_SECRET.to_string()),
+            (
+                "CANVAS_CLIENT_SECRET".to_string(),
+                CLIENT_SECRET.to_string(),
+            ),
+        ]);
+        Self { dir, port, env }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("lms-proxy.toml")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data/lms-proxy.db")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Runs a CLI command with this setup's environment and `-c CONFIG` where `{config}` stands.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let config = self.config_path();
+        let args: Vec<String> = args
+            .iter()
+            .map(|a| a.replace("{config}", &config.to_string_lossy()))
+            .collect();
+        run(BIN, &args, &self.env, stdin)
+    }
+
+    pub fn mint(&self, tool: &str, user: &str) -> String {
+        let out = self.cli(
+            &["mint", "-c", "{config}", "--tool", tool, "--user", user],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "mint failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
+    }
+
+    pub fn import(&self, tool: &str, lines: &str) {
+        let out = self.cli(
+            &[
+                "tokens",
+                "import",
+                "-c",
+                "{config}",
+                "--platform",
+                "canvas",
+                "--tool",
+                tool,
+            ],
+            Some(lines),
+        );
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts `lms-proxy run` and waits until it answers; logs go to `proxy.log` as JSON.
+    pub fn start_proxy(&self) -> Proxy {
+        let log = self.dir.path().join("proxy.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .args(["--log-format", "json", "run", "-c"])
+            .arg(self.config_path())
+            .envs(&self.env)
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start proxy");
+        let proxy = Proxy {
+            log,
+            _process: Running { child },
+        };
+        wait_until_up(&self.url("/healthz"), &proxy.log);
+        proxy
+    }
+}
+
+pub struct Proxy {
+    pub log: PathBuf,
+    _process: Running,
+}
+
+impl Proxy {
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn wait_until_up(url: &str, log: &Path) {
+    let deadline = Instant::now() + STARTUP;
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .expect("addr")
+        .to_string();
+    while Instant::now() < deadline {
+        if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
+            let _ =
+                stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut response = String::new();
+            let _ = std::io::Read::read_to_string(&mut stream, &mut response);
+            if response.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "proxy did not come up on {url}; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+pub fn run(
+    bin: &str,
+    args: &[String],
+    env: &HashMap<String, String>,
+    stdin: Option<&str>,
+) -> Output {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(mut pipe) = child.stdin.take() {
+        if let Some(text) = stdin {
+            pipe.write_all(text.as_bytes()).expect("stdin");
+        }
+    }
+    child.wait_with_output().expect("output")
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+/// Decodes a JWT's payload without checking it (to look at what `mint` wrote).
+pub fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+pub async fn json_of(response: reqwest::Response) -> Value {
+    response.json::<Value>().await.expect("json body")
+}
+
+/// Sends raw bytes and returns the whole answer, for requests HTTP clients refuse to make.
+pub fn raw_request(port: u16, request: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
