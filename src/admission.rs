@@ -10,10 +10,11 @@ use http::request::Parts;
 use crate::app::App;
 use crate::errors::ProxyError;
 use crate::identity::Identity;
+use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::routes::{has_dot_segments, RouteEntry};
 use crate::tickets::Ticket;
 use crate::tokens::TokenRecord;
-use crate::types::TokenKey;
+use crate::types::{PlatformId, TokenKey};
 
 /// Larger header blocks are refused before any work: no LMS takes more, and pingora's own
 /// limit (1 MiB) would let a tool push a megabyte of headers through to the LMS.
@@ -25,6 +26,7 @@ pub struct Admitted {
     /// The path after the route prefix, always starting with `/`.
     pub rest: String,
     pub identity: Identity,
+    pub key: TokenKey,
     pub token: Arc<TokenRecord>,
 }
 
@@ -89,18 +91,39 @@ pub async fn admit(
         identity.tool.id.clone(),
         identity.user.clone(),
     );
-    let lookup = app.tokens.get(&key).await.map_err(|e| {
-        tracing::error!(error = %e, "token lookup failed");
-        ProxyError::Internal
-    })?;
-    facts.cache_hit = Some(lookup.cache_hit);
-    let Some(token) = lookup.record else {
-        return Err(authorization_required(app, &identity, &route, now));
+    let usable = app
+        .lifecycle
+        .usable(&key, platform, now)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "token lookup failed");
+            ProxyError::Internal
+        })?;
+    let token = match usable {
+        Usable::Token { record, cache_hit } => {
+            facts.cache_hit = Some(cache_hit);
+            record
+        }
+        Usable::Missing { cache_hit } => {
+            facts.cache_hit = Some(cache_hit);
+            return Err(authorization_required(
+                app,
+                &identity,
+                &route.platform.id,
+                now,
+            ));
+        }
+        Usable::Unavailable => {
+            return Err(ProxyError::LmsUnavailable {
+                retry_after_secs: RETRY_AFTER_SECS,
+            })
+        }
     };
     Ok(Admitted {
         route,
         rest,
         identity,
+        key,
         token,
     })
 }
@@ -109,11 +132,11 @@ pub async fn admit(
 pub fn authorization_required(
     app: &App,
     identity: &Identity,
-    route: &RouteEntry,
+    platform: &PlatformId,
     now: i64,
 ) -> ProxyError {
     let ticket = Ticket::new(
-        &route.platform.id,
+        platform,
         &identity.tool.id,
         &identity.user,
         identity.lms_user_id.as_deref(),
@@ -121,7 +144,7 @@ pub fn authorization_required(
         now,
     );
     ProxyError::AuthorizationRequired {
-        platform: route.platform.id.clone(),
+        platform: platform.clone(),
         authorize_url: ticket.start_url(&app.crypto, &app.config.server.public_url),
     }
 }

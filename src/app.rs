@@ -5,28 +5,44 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::crypto::Crypto;
 use crate::identity::ToolAuth;
+use crate::lifecycle::Lifecycle;
+use crate::oauth::client::OAuthClients;
 use crate::routes::RouteTable;
-use crate::store::{self, StoreError};
+use crate::store;
 use crate::tokens::Tokens;
 
 pub struct App {
     pub config: Arc<Config>,
     pub routes: RouteTable,
     pub auth: ToolAuth,
-    pub tokens: Tokens,
     pub crypto: Arc<Crypto>,
+    pub lifecycle: Lifecycle,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("{0}")]
+    Client(String),
 }
 
 impl App {
-    pub async fn new(config: Config) -> Result<Self, StoreError> {
+    pub async fn new(config: Config) -> Result<Self, AppError> {
         let crypto = Arc::new(Crypto::new(&config.server.master_key));
         let store = store::open(&config.store).await?;
+        let tokens = Tokens::new(store, Arc::clone(&crypto), &config.tokens);
+        let oauth = OAuthClients::new(&config).map_err(AppError::Client)?;
         Ok(Self {
             routes: RouteTable::new(&config),
             auth: ToolAuth::new(&config),
-            tokens: Tokens::new(store, Arc::clone(&crypto), &config.tokens),
+            lifecycle: Lifecycle::new(tokens, oauth, &config.tokens),
             crypto,
             config: Arc::new(config),
         })
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.lifecycle.tokens
     }
 }

@@ -1,10 +1,10 @@
 //! `lms-proxy demo`: the sandbox LMS and the proxy in one process, on the embedded store in a
-//! scratch folder, with a connected user and the curl lines to try. Nothing to configure.
+//! scratch folder, with the curl lines that walk a newcomer through consent. Nothing to
+//! configure.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -12,10 +12,8 @@ use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::crypto::{random_token, Crypto};
-use crate::store;
-use crate::tokens::{now_unix, TokenRecord, Tokens};
-use crate::types::{AccessToken, PlatformId, TokenKey, ToolId, UserKey};
+use crate::crypto::random_token;
+use crate::tokens::now_unix;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -28,8 +26,8 @@ pub struct DemoArgs {
 }
 
 const TOOL_SECRET_VAR: &str = "DEMO_TOOL_SECRET";
-const CONNECTED_USER: &str = "ada";
-const NEW_USER: &str = "grace";
+/// The tool's id for the demo user, who is Ada Lovelace (42) in the sandbox LMS.
+const USER: &str = "ada";
 
 pub fn run(args: DemoArgs) -> Result<(), String> {
     let dir = match args.data_dir {
@@ -38,13 +36,6 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("error: {}: {e}", dir.display()))?;
 
-    let (sandbox_origin, sandbox) = start_sandbox()?;
-    let public_url = format!("http://{}", args.listen);
-    let config_text = demo_config(&args.listen, &public_url, &sandbox_origin);
-    let config_path = dir.join("lms-proxy.toml");
-    std::fs::write(&config_path, &config_text)
-        .map_err(|e| format!("error: {}: {e}", config_path.display()))?;
-
     let mut key = [0u8; 32];
     key.copy_from_slice(&crate::crypto::sha256(random_token().as_bytes()));
     let env: HashMap<&str, String> = HashMap::from([
@@ -52,57 +43,30 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
         ("CANVAS_CLIENT_SECRET", random_token()),
         (TOOL_SECRET_VAR, random_token()),
     ]);
+    let client_secret = env.get("CANVAS_CLIENT_SECRET").cloned().unwrap_or_default();
+    let sandbox_origin = start_sandbox(client_secret)?;
+    let public_url = format!("http://{}", args.listen);
+    let config_text = demo_config(&args.listen, &public_url, &sandbox_origin);
+    let config_path = dir.join("lms-proxy.toml");
+    std::fs::write(&config_path, &config_text)
+        .map_err(|e| format!("error: {}: {e}", config_path.display()))?;
     let lookup = |name: &str| env.get(name).cloned();
     let config = Config::parse(&config_text, &dir, &lookup)
         .map_err(|e| format!("error: demo config: {e}"))?;
 
-    // Ada has connected already; Grace has not.
-    let access = sandbox.issue(42, 3600, None);
-    super::cli::block_on(async {
-        let store = store::open(&config.store)
-            .await
-            .map_err(|e| e.to_string())?;
-        let tokens = Tokens::new(
-            store,
-            Arc::new(Crypto::new(&config.server.master_key)),
-            &config.tokens,
-        );
-        let key = TokenKey::new(
-            PlatformId::new("canvas"),
-            ToolId::new("demo"),
-            UserKey::new(CONNECTED_USER),
-        );
-        let record = TokenRecord {
-            access_token: AccessToken::new(access),
-            refresh_token: None,
-            expires_at: Some(now_unix() + 3600),
-            lms_user_id: Some("42".into()),
-        };
-        tokens.save(key, record).await.map_err(|e| e.to_string())
-    })?
-    .map_err(|e| format!("error: demo store: {e}"))?;
-
     let secret = env.get(TOOL_SECRET_VAR).cloned().unwrap_or_default();
-    let jwt = |user: &str| {
-        let now = now_unix();
-        encode(
-            &Header::default(),
-            &json!({"iss": "demo", "sub": user, "aud": public_url, "iat": now, "exp": now + 86_000}),
-            &EncodingKey::from_secret(secret.as_bytes()),
-        )
-        .unwrap_or_default()
-    };
-    print_steps(
-        &public_url,
-        &sandbox_origin,
-        &dir,
-        &jwt(CONNECTED_USER),
-        &jwt(NEW_USER),
-    );
+    let now = now_unix();
+    let jwt = encode(
+        &Header::default(),
+        &json!({"iss": "demo", "sub": USER, "aud": public_url, "iat": now, "exp": now + 86_000, "lms_user_id": 42}),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .map_err(|e| format!("error: {e}"))?;
+    print_steps(&public_url, &sandbox_origin, &dir, &jwt);
     crate::server::run(config).map_err(|e| format!("error: {e}"))
 }
 
-fn start_sandbox() -> Result<(String, Arc<crate::sandbox::Sandbox>), String> {
+fn start_sandbox(client_secret: String) -> Result<String, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -121,10 +85,14 @@ fn start_sandbox() -> Result<(String, Arc<crate::sandbox::Sandbox>), String> {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .map_err(|e| e.to_string())?;
-                crate::sandbox::start(listener, None, None)
+                let key = crate::sandbox::DeveloperKey {
+                    client_id: crate::sandbox::DEFAULT_CLIENT_ID.to_string(),
+                    client_secret,
+                };
+                crate::sandbox::start(listener, None, None, key)
             }
             .await;
-            let _ = tx.send(started.map(|r| (r.origin, r.state)));
+            let _ = tx.send(started.map(|r| r.origin));
             std::future::pending::<()>().await;
         });
     });
@@ -164,7 +132,7 @@ platforms = ["canvas"]
     )
 }
 
-fn print_steps(public_url: &str, sandbox: &str, dir: &std::path::Path, ada: &str, grace: &str) {
+fn print_steps(public_url: &str, sandbox: &str, dir: &std::path::Path, jwt: &str) {
     println!(
         r#"
 lms-proxy demo
@@ -172,20 +140,35 @@ lms-proxy demo
   proxy:                         {public_url}   (route /canvas -> the sandbox)
   config and SQLite store:       {dir}
 
-1. Ada has connected already. Call Canvas through the proxy with the tool's JWT for her:
+The tool "demo" acts for its user "ada" (Ada Lovelace, user 42 in the sandbox LMS).
+Its JWT, as a tool would send it:
 
-   ADA='{ada}'
-   curl -s -H "Authorization: Bearer $ADA" {public_url}/canvas/api/v1/users/self
+   TOKEN='{jwt}'
 
-2. Pagination stays on the proxy: every Link URL points back at {public_url}/canvas.
+1. Ada has not connected yet: the proxy answers 401 authorization_required with a
+   consent URL.
 
-   curl -s -D - -o /dev/null -H "Authorization: Bearer $ADA" '{public_url}/canvas/api/v1/courses?per_page=5'
+   curl -s -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self
 
-3. Grace has not connected. The proxy answers 401 authorization_required with the
-   consent URL the tool shows her:
+2. Open that authorize_url in a browser and click "Authorize as Ada Lovelace".
+   Without a browser, curl can play one (the cookie jar matters):
 
-   GRACE='{grace}'
-   curl -s -H "Authorization: Bearer $GRACE" {public_url}/canvas/api/v1/users/self
+   URL=$(curl -s -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self | sed 's/.*"authorize_url":"\([^"]*\)".*/\1/')
+   AUTH=$(curl -s -c /tmp/lms-proxy-demo.jar -o /dev/null -w '%{{redirect_url}}' "$URL")
+   curl -s -L -b /tmp/lms-proxy-demo.jar "${{AUTH/\/auth?/\/confirm?}}&sandbox_user=42"
+
+3. Now the same call goes through with Ada's LMS token, which the tool never sees:
+
+   curl -s -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self
+
+4. Pagination stays on the proxy: every Link URL points back at {public_url}/canvas.
+
+   curl -s -D - -H "Authorization: Bearer $TOKEN" '{public_url}/canvas/api/v1/courses?per_page=5'
+
+5. The tool can ask whether Ada is connected, and disconnect her (revoked at the LMS):
+
+   curl -s -H "Authorization: Bearer $TOKEN" {public_url}/api/oauth/status/canvas
+   curl -s -X DELETE -H "Authorization: Bearer $TOKEN" {public_url}/api/oauth/token/canvas
 
 Stop with Ctrl-C.
 "#,

@@ -17,7 +17,7 @@ const GRACEFUL_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    App(#[from] crate::app::AppError),
     #[error("cannot start: {0}")]
     Start(String),
 }

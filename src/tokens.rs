@@ -21,6 +21,8 @@ pub struct TokenRecord {
     /// Unix seconds; `None` when the LMS gave no lifetime.
     pub expires_at: Option<i64>,
     pub lms_user_id: Option<String>,
+    /// Unix seconds when the proxy got this token (from the store row's last write).
+    pub obtained_at: i64,
 }
 
 /// What is sealed: only the secrets. Short names keep rows small.
@@ -141,7 +143,7 @@ impl Tokens {
             sealed: self.crypto.seal(&plaintext, &key.associated_data()),
             expires_at: record.expires_at,
             lms_user_id: record.lms_user_id.clone(),
-            updated_at: now_unix(),
+            updated_at: record.obtained_at,
         }
     }
 
@@ -165,6 +167,7 @@ impl Tokens {
             refresh_token: secrets.r.map(RefreshToken::new),
             expires_at: row.expires_at,
             lms_user_id: row.lms_user_id.clone(),
+            obtained_at: row.updated_at,
         })
     }
 }
@@ -195,6 +198,7 @@ mod tests {
             refresh_token: Some(RefreshToken::new("secret-refresh-token")),
             expires_at: Some(2_000_000_000),
             lms_user_id: Some("42".into()),
+            obtained_at: 1_999_990_000,
         }
     }
 

@@ -326,6 +326,7 @@ fn parse_line(line: &str, now: i64) -> Result<(UserKey, TokenRecord), String> {
             refresh_token: parsed.refresh_token.map(RefreshToken::new),
             expires_at,
             lms_user_id,
+            obtained_at: now,
         },
     ))
 }

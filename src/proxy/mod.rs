@@ -2,6 +2,7 @@
 //! module that owns it (admission, forward, rewrite, endpoints) and returns.
 
 mod access_log;
+mod dead_token;
 mod endpoints;
 mod forward;
 mod resolve;
@@ -50,6 +51,12 @@ pub struct RequestCtx {
     upstream_started: Option<Instant>,
     upstream_ms: Option<u128>,
     error: Option<&'static str>,
+    /// The LMS rejected the token on this request and a refresh + replay is pending.
+    dead_token: bool,
+    /// The one replay after a rejected token has been used.
+    replayed: bool,
+    /// What to answer when the request fails on purpose (a dead grant, no token endpoint).
+    final_error: Option<ProxyError>,
 }
 
 impl LmsProxy {
@@ -96,6 +103,33 @@ impl LmsProxy {
         };
         respond::send(session, answer).await?;
         Ok(true)
+    }
+}
+
+/// Keeps `e` to answer with and fails the request, not to be retried.
+fn fail_with(ctx: &mut RequestCtx, e: ProxyError) -> Box<Error> {
+    let mut error = Error::explain(ErrorType::HTTPStatus(e.status()), e.to_string());
+    error.set_retry(false);
+    ctx.final_error = Some(e);
+    error
+}
+
+/// What the tool is told when proxying failed for a reason of the network or the LMS.
+fn answer_for(e: &Error) -> Option<ProxyError> {
+    match e.etype() {
+        ErrorType::ConnectTimedout
+        | ErrorType::ReadTimedout
+        | ErrorType::WriteTimedout
+        | ErrorType::TLSHandshakeTimedout => Some(ProxyError::UpstreamTimeout),
+        ErrorType::HTTPStatus(400) => Some(ProxyError::BadRequest(
+            "the request could not be forwarded".into(),
+        )),
+        _ => match e.esource() {
+            ErrorSource::Upstream => Some(ProxyError::UpstreamUnavailable),
+            ErrorSource::Internal | ErrorSource::Unset => Some(ProxyError::Internal),
+            // The tool went away or sent something unreadable: nothing useful to say.
+            ErrorSource::Downstream => None,
+        },
     }
 }
 
@@ -204,6 +238,19 @@ impl ProxyHttp for LmsProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_ms = ctx.upstream_started.map(|t| t.elapsed().as_millis());
+        if dead_token::is_dead_token(response) {
+            if !ctx.replayed {
+                ctx.dead_token = true;
+                let mut e = Error::explain(
+                    ErrorType::Custom("lms_rejected_token"),
+                    "the LMS rejected the access token",
+                );
+                e.set_retry(true);
+                return Err(e);
+            }
+            let e = dead_token::give_up(&self.app, ctx).await;
+            return Err(fail_with(ctx, e));
+        }
         let route = &admitted(ctx)?.route;
         let rewriter = Rewriter {
             upstream: &route.platform.upstream,
@@ -213,33 +260,49 @@ impl ProxyHttp for LmsProxy {
         Ok(())
     }
 
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        let replayable = !session.as_ref().retry_buffer_truncated();
+        if ctx.dead_token {
+            // Any method may be replayed after a rejected token: the LMS did nothing with it.
+            e.set_retry(replayable);
+        } else if !session.req_header().method.is_idempotent() || !replayable {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
     async fn fail_to_proxy(
         &self,
         session: &mut Session,
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let error = match e.etype() {
-            ErrorType::ConnectTimedout
-            | ErrorType::ReadTimedout
-            | ErrorType::WriteTimedout
-            | ErrorType::TLSHandshakeTimedout => Some(ProxyError::UpstreamTimeout),
-            ErrorType::HTTPStatus(400) => Some(ProxyError::BadRequest(
-                "the request could not be forwarded".into(),
-            )),
-            _ => match e.esource() {
-                ErrorSource::Upstream => Some(ProxyError::UpstreamUnavailable),
-                ErrorSource::Internal | ErrorSource::Unset => Some(ProxyError::Internal),
-                // The tool went away or sent something unreadable: nothing useful to say.
-                ErrorSource::Downstream => None,
-            },
-        };
+        if ctx.dead_token {
+            ctx.dead_token = false;
+            ctx.final_error = Some(dead_token::not_replayable(&self.app, ctx).await);
+        }
+        let error = ctx.final_error.take().or_else(|| answer_for(e));
         let mut code = 0;
         if let Some(error) = error {
             code = error.status();
             ctx.error = Some(error.code());
             if session.response_written().is_none() {
-                if let Err(write_error) = respond::send(session, error.answer()).await {
+                let answer = if admission::is_navigation(session.req_header()) {
+                    error.answer_for_browser()
+                } else {
+                    error.answer()
+                };
+                if let Err(write_error) = respond::send(session, answer).await {
                     tracing::debug!(error = %write_error, "could not send the error answer");
                 }
             }
@@ -248,6 +311,12 @@ impl ProxyHttp for LmsProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// A dead grant or an unavailable token endpoint is an answer, not a fault worth an
+    /// error line; everything else is logged by pingora as usual.
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
+        matches!(ctx.error, Some("authorization_required"))
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::oauth;
 use super::state::{Sandbox, TokenProblem, COURSE_COUNT};
 
 type Shared = Arc<Sandbox>;
@@ -27,8 +28,17 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/sandbox/echo", any(echo_request))
         .route("/api/v1/sandbox/slow", get(slow))
         .route("/courses/{id}", get(course_page))
+        .route("/login/oauth2/auth", get(oauth::authorize))
+        .route("/login/oauth2/confirm", get(oauth::confirm))
+        .route(
+            "/login/oauth2/token",
+            post(oauth::token).delete(oauth::revoke),
+        )
         .route("/__sandbox/tokens", post(admin_issue))
         .route("/__sandbox/throttle", post(admin_throttle))
+        .route("/__sandbox/settings", post(admin_settings))
+        .route("/__sandbox/expire", post(admin_expire))
+        .route("/__sandbox/revoke_grant", post(admin_revoke_grant))
         .route("/__sandbox/stats", get(admin_stats))
         .with_state(state)
 }
@@ -388,9 +398,10 @@ async fn admin_issue(State(s): State<Shared>, Json(req): Json<IssueRequest>) -> 
         )
             .into_response();
     }
-    let token = s.issue(req.user_id, req.expires_in, req.scopes);
+    let (token, refresh) = s.issue(req.user_id, req.expires_in, req.scopes);
     Json(json!({
         "access_token": token,
+        "refresh_token": refresh,
         "token_type": "Bearer",
         "expires_in": req.expires_in,
         "user": user_json(req.user_id),
@@ -410,7 +421,62 @@ async fn admin_throttle(State(s): State<Shared>, Json(req): Json<ThrottleRequest
 }
 
 async fn admin_stats(State(s): State<Shared>) -> Response {
-    Json(json!({"api_calls": s.api_calls()})).into_response()
+    Json(json!(s.counters())).into_response()
+}
+
+#[derive(Deserialize)]
+struct SettingsRequest {
+    token_endpoint: Option<String>,
+    token_delay_ms: Option<u64>,
+    access_token_ttl: Option<i64>,
+    redirect_domain: Option<String>,
+}
+
+async fn admin_settings(State(s): State<Shared>, Json(req): Json<SettingsRequest>) -> Response {
+    let mut inner = s.inner();
+    let settings = &mut inner.settings;
+    if let Some(v) = req.token_endpoint {
+        settings.token_endpoint = v;
+    }
+    if let Some(v) = req.token_delay_ms {
+        settings.token_delay_ms = v;
+    }
+    if let Some(v) = req.access_token_ttl {
+        settings.access_token_ttl = v;
+    }
+    if req.redirect_domain.is_some() {
+        settings.redirect_domain = req.redirect_domain;
+    }
+    Json(json!({})).into_response()
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    access_token: String,
+}
+
+/// Expires an access token now, as if its hour had passed.
+async fn admin_expire(State(s): State<Shared>, Json(req): Json<TokenRequest>) -> Response {
+    let mut inner = s.inner();
+    match inner.access.get_mut(&req.access_token) {
+        Some(issued) => {
+            issued.expires_at = 0;
+            Json(json!({})).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Deletes the whole grant behind an access token, as a user removing the app in Canvas.
+async fn admin_revoke_grant(State(s): State<Shared>, Json(req): Json<TokenRequest>) -> Response {
+    let mut inner = s.inner();
+    match inner.access.remove(&req.access_token) {
+        Some(issued) => {
+            inner.grants.remove(&issued.refresh);
+            Json(json!({})).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! counters); it exists only here, never in a real LMS. Bind it to loopback.
 
 mod api;
+mod oauth;
 mod state;
 
 use std::net::SocketAddr;
@@ -31,6 +32,19 @@ pub struct SandboxArgs {
     /// Host name written into absolute URLs (defaults to the listen address).
     #[arg(long)]
     host: Option<String>,
+    /// The developer key's client id. Its secret comes from SANDBOX_CLIENT_SECRET
+    /// (default: sandbox-client-secret).
+    #[arg(long, default_value = DEFAULT_CLIENT_ID)]
+    client_id: String,
+}
+
+pub const DEFAULT_CLIENT_ID: &str = "10000000000001";
+const DEFAULT_CLIENT_SECRET: &str = "sandbox-client-secret";
+
+/// The developer key the sandbox accepts.
+pub struct DeveloperKey {
+    pub client_id: String,
+    pub client_secret: String,
 }
 
 /// A running sandbox: where it is, and its state for in-process callers (the demo).
@@ -53,7 +67,12 @@ pub fn run_cli(args: SandboxArgs) -> Result<(), String> {
         let listener = TcpListener::bind(args.listen)
             .await
             .map_err(|e| format!("error: --listen {}: {e}", args.listen))?;
-        let running = start(listener, tls, args.host.as_deref())?;
+        let key = DeveloperKey {
+            client_id: args.client_id.clone(),
+            client_secret: std::env::var("SANDBOX_CLIENT_SECRET")
+                .unwrap_or_else(|_| DEFAULT_CLIENT_SECRET.to_string()),
+        };
+        let running = start(listener, tls, args.host.as_deref(), key)?;
         // Tests and scripts read this line to learn the port.
         println!("sandbox LMS listening on {}", running.origin);
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
@@ -65,12 +84,17 @@ pub fn start(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     host: Option<&str>,
+    key: DeveloperKey,
 ) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let host = host.map_or_else(|| addr.ip().to_string(), str::to_string);
     let origin = format!("{scheme}://{host}:{}", addr.port());
-    let state = Arc::new(Sandbox::new(origin.clone()));
+    let state = Arc::new(Sandbox::new(
+        origin.clone(),
+        key.client_id,
+        key.client_secret,
+    ));
     let app: Router = api::router(Arc::clone(&state));
     match tls {
         None => {

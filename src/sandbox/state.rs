@@ -43,6 +43,59 @@ pub struct Issued {
     pub expires_at: i64,
     /// Canvas-style `url:METHOD|/api/v1/...` scopes; `None` means the token is unscoped.
     pub scopes: Option<Vec<String>>,
+    /// The refresh token of the grant this access token belongs to.
+    pub refresh: String,
+}
+
+/// A user's grant to the developer key: one refresh token, one live access token.
+#[derive(Clone, Debug)]
+pub struct GrantState {
+    pub user_id: u64,
+    pub client_id: String,
+    pub scopes: Option<Vec<String>>,
+    pub access: String,
+}
+
+/// An authorization code: ten minutes, once.
+#[derive(Clone, Debug)]
+pub struct Code {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub user_id: u64,
+    pub scopes: Option<Vec<String>>,
+    pub challenge: Option<String>,
+    pub expires_at: i64,
+}
+
+/// Knobs the tests turn through `/__sandbox/settings`.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `ok`, `down` (503) or `error` (500).
+    pub token_endpoint: String,
+    pub token_delay_ms: u64,
+    pub access_token_ttl: i64,
+    /// When set, redirect_uri must be on this host (Canvas checks the key's domain).
+    pub redirect_domain: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            token_endpoint: "ok".into(),
+            token_delay_ms: 0,
+            access_token_ttl: 3600,
+            redirect_domain: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Counters {
+    pub api_calls: u64,
+    pub authorization_code: u64,
+    pub refresh_token: u64,
+    pub client_credentials: u64,
+    pub revocations: u64,
 }
 
 struct Bucket {
@@ -51,14 +104,19 @@ struct Bucket {
 }
 
 #[derive(Default)]
-struct Inner {
-    access: HashMap<String, Issued>,
+pub struct Inner {
+    pub access: HashMap<String, Issued>,
+    pub grants: HashMap<String, GrantState>,
+    pub codes: HashMap<String, Code>,
     buckets: HashMap<String, Bucket>,
-    api_calls: u64,
+    pub settings: Settings,
+    pub counters: Counters,
 }
 
 pub struct Sandbox {
     pub origin: String,
+    pub client_id: String,
+    client_secret: String,
     inner: Mutex<Inner>,
 }
 
@@ -75,14 +133,21 @@ pub struct Throttle {
 }
 
 impl Sandbox {
-    pub fn new(origin: String) -> Self {
+    pub fn new(origin: String, client_id: String, client_secret: String) -> Self {
         Self {
             origin,
+            client_id,
+            client_secret,
             inner: Mutex::new(Inner::default()),
         }
     }
 
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+    /// Constant-time enough for a sandbox; the real check is the proxy's, not this.
+    pub fn client_ok(&self, id: &str, secret: &str) -> bool {
+        id == self.client_id && secret == self.client_secret
+    }
+
+    pub fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock leaves plain data behind; keep serving.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -91,23 +156,31 @@ impl Sandbox {
         USERS.iter().find(|u| u.id == id).cloned()
     }
 
-    /// Issues an access token (the OAuth side of the sandbox will call this too).
-    pub fn issue(&self, user_id: u64, expires_in: i64, scopes: Option<Vec<String>>) -> String {
-        let token = format!("sandbox~{}", random_token());
-        self.inner().access.insert(
-            token.clone(),
-            Issued {
+    /// Starts a grant: a new refresh token and its first access token.
+    pub fn issue(
+        &self,
+        user_id: u64,
+        expires_in: i64,
+        scopes: Option<Vec<String>>,
+    ) -> (String, String) {
+        let refresh = format!("sandbox-refresh~{}", random_token());
+        let mut inner = self.inner();
+        let access = inner.new_access(&refresh, user_id, expires_in, scopes.clone());
+        inner.grants.insert(
+            refresh.clone(),
+            GrantState {
                 user_id,
-                expires_at: now_unix() + expires_in,
+                client_id: self.client_id.clone(),
                 scopes,
+                access: access.clone(),
             },
         );
-        token
+        (access, refresh)
     }
 
     pub fn check(&self, token: &str) -> Result<Issued, TokenProblem> {
         let mut inner = self.inner();
-        inner.api_calls += 1;
+        inner.counters.api_calls += 1;
         let issued = inner
             .access
             .get(token)
@@ -154,7 +227,29 @@ impl Sandbox {
         );
     }
 
-    pub fn api_calls(&self) -> u64 {
-        self.inner().api_calls
+    pub fn counters(&self) -> Counters {
+        self.inner().counters.clone()
+    }
+}
+
+impl Inner {
+    pub fn new_access(
+        &mut self,
+        refresh: &str,
+        user_id: u64,
+        expires_in: i64,
+        scopes: Option<Vec<String>>,
+    ) -> String {
+        let token = format!("sandbox~{}", random_token());
+        self.access.insert(
+            token.clone(),
+            Issued {
+                user_id,
+                expires_at: now_unix() + expires_in,
+                scopes,
+                refresh: refresh.to_string(),
+            },
+        );
+        token
     }
 }

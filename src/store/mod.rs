@@ -67,6 +67,9 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Returns whether a row was there.
     async fn delete(&self, key: &TokenKey) -> Result<bool, StoreError>;
     async fn list(&self, filter: &ListFilter) -> Result<Vec<TokenSummary>, StoreError>;
+    /// Marks `id` used until `expires_at` (unix seconds). True the first time, false on every
+    /// later call: single-use OAuth state and tickets, shared by every instance on the store.
+    async fn use_once(&self, id: &str, expires_at: i64) -> Result<bool, StoreError>;
     /// Readiness: the store answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -13,7 +13,10 @@ use super::{ListFilter, StoreError, StoredToken, TokenStore, TokenSummary};
 use crate::types::{PlatformId, TokenKey, ToolId, UserKey};
 
 /// Applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_tokens.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_tokens.sql"),
+    include_str!("../../migrations/sqlite/0002_used_once.sql"),
+];
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -190,6 +193,22 @@ impl TokenStore for SqliteStore {
         .await
     }
 
+    async fn use_once(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        let now = crate::tokens::now_unix();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            tx.prepare_cached("DELETE FROM used_once WHERE expires_at < ?1")?
+                .execute(params![now])?;
+            let inserted = tx
+                .prepare_cached("INSERT OR IGNORE INTO used_once (id, expires_at) VALUES (?1, ?2)")?
+                .execute(params![id, expires_at])?;
+            tx.commit()?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.with_conn(|conn| {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
@@ -231,6 +250,16 @@ mod tests {
         assert!(store.delete(&row("u1", b"").key).await.unwrap());
         assert!(!store.delete(&row("u1", b"").key).await.unwrap());
         assert!(store.get(&row("u1", b"").key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn use_once_is_true_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let later = crate::tokens::now_unix() + 600;
+        assert!(store.use_once("state:a", later).await.unwrap());
+        assert!(!store.use_once("state:a", later).await.unwrap());
+        assert!(store.use_once("state:b", later).await.unwrap());
     }
 
     #[tokio::test]

@@ -1,0 +1,302 @@
+//! The browser side of consent: `/oauth/start/{platform}` and `/oauth/callback/{platform}`.
+//!
+//! Until the state is proven (its cookie opens, it has not expired, it was never used), every
+//! problem is a 400 page naming it and never a redirect: nothing about the request can be
+//! trusted to say where to send the browser. After that, LMS errors go back to the tool's
+//! `return_to` as `?lms_proxy_error=<code>`.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use url::Url;
+
+use super::return_to;
+use super::state::{self, Flow, STATE_LIFETIME_SECS};
+use crate::app::App;
+use crate::config::{Platform, Tool};
+use crate::crypto::{random_token, sha256};
+use crate::http::Answer;
+use crate::lifecycle::Lifecycle;
+use crate::oauth::client::TokenEndpointError;
+use crate::tickets::Ticket;
+use crate::tokens::{now_unix, TokenRecord};
+use crate::types::{PlatformId, TokenKey, ToolId, UserKey};
+
+fn bad(message: &str) -> Answer {
+    Answer::html(400, "This sign-in link cannot be used", message)
+}
+
+pub fn query(req: &Parts, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(req.uri.query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+pub fn redirect_uri(app: &App, platform: &PlatformId) -> String {
+    format!("{}/oauth/callback/{platform}", app.config.server.public_url)
+}
+
+/// Who consents and where the browser goes afterwards, from a ticket or a tool JWT.
+struct Subject {
+    tool: Arc<Tool>,
+    user: UserKey,
+    lms_user_id: Option<String>,
+    return_to: Option<Url>,
+}
+
+pub async fn start(app: &App, req: &Parts, platform_id: &str) -> Answer {
+    let Some(platform) = app.config.platform(&PlatformId::new(platform_id)).cloned() else {
+        return bad("There is no such platform on this proxy.");
+    };
+    let subject = match subject(app, req, &platform).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let state = random_token();
+    let verifier = platform.pkce.then(random_token);
+    let flow = Flow {
+        platform: platform.id.to_string(),
+        tool: subject.tool.id.to_string(),
+        user: subject.user.to_string(),
+        lms_user_id: subject.lms_user_id,
+        return_to: subject.return_to.map(|u| u.to_string()),
+        verifier: verifier.clone(),
+        exp: now_unix() + STATE_LIFETIME_SECS,
+    };
+    let mut authorize = platform.authorize_url.clone();
+    {
+        let mut q = authorize.query_pairs_mut();
+        q.append_pair("client_id", &platform.client_id)
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", &redirect_uri(app, &platform.id))
+            .append_pair("state", &state);
+        if !platform.scopes.is_empty() {
+            q.append_pair("scope", &platform.scopes.join(" "));
+        }
+        if let Some(verifier) = &verifier {
+            q.append_pair("code_challenge", &state::code_challenge(verifier))
+                .append_pair("code_challenge_method", "S256");
+        }
+    }
+    let secure = app.config.server.public_url_is_https;
+    Answer::redirect(authorize.as_str()).with_header(
+        "set-cookie",
+        state::set_cookie(
+            &state::cookie_name(&state),
+            &state::seal(&app.crypto, &state, &flow),
+            secure,
+        ),
+    )
+}
+
+async fn subject(app: &App, req: &Parts, platform: &Platform) -> Result<Subject, Answer> {
+    let now = now_unix();
+    let subject = if let Some(signed) = query(req, "ticket") {
+        let ticket = Ticket::open(&app.crypto, &signed, now).map_err(|e| bad(&e.to_string()))?;
+        if ticket.platform != platform.id.as_str() {
+            return Err(bad("This link was made for another platform."));
+        }
+        let tool = app
+            .config
+            .tool(&ToolId::new(ticket.tool.as_str()))
+            .cloned()
+            .ok_or_else(|| bad("The tool this link was made for is no longer configured."))?;
+        let first_use = app
+            .tokens()
+            .store()
+            .use_once(&format!("ticket:{}", ticket.id), ticket.exp)
+            .await
+            .map_err(|e| store_trouble(&e))?;
+        if !first_use {
+            return Err(bad(
+                "This link was used already. Go back to the tool and start again.",
+            ));
+        }
+        let return_to = match &ticket.return_to {
+            Some(r) => Some(
+                return_to::allowed(&tool, r)
+                    .ok_or_else(|| bad("The return address is not allowed for this tool."))?,
+            ),
+            None => None,
+        };
+        Subject {
+            tool,
+            user: UserKey::new(ticket.user.as_str()),
+            lms_user_id: ticket.lms_user_id,
+            return_to,
+        }
+    } else if let Some(jwt) = query(req, "token") {
+        let identity = app
+            .auth
+            .verify_jwt(&jwt, now)
+            .map_err(|e| bad(&format!("The tool's credential was refused: {e}.")))?;
+        let return_to = match query(req, "return_to") {
+            Some(r) => Some(
+                return_to::allowed(&identity.tool, &r)
+                    .ok_or_else(|| bad("The return address is not allowed for this tool."))?,
+            ),
+            None => None,
+        };
+        Subject {
+            tool: identity.tool,
+            user: identity.user,
+            lms_user_id: identity.lms_user_id,
+            return_to,
+        }
+    } else {
+        return Err(bad(
+            "The link is missing its ticket. Go back to the tool and start again.",
+        ));
+    };
+    if !subject.tool.may_use(&platform.id) {
+        return Err(bad("This tool may not connect to this platform."));
+    }
+    Ok(subject)
+}
+
+fn store_trouble(e: &dyn std::fmt::Display) -> Answer {
+    tracing::error!(error = %e, "token store unavailable during consent");
+    Answer::html(
+        503,
+        "Try again in a moment",
+        "The proxy cannot reach its token store right now.",
+    )
+}
+
+pub async fn callback(app: &App, req: &Parts, platform_id: &str) -> Answer {
+    let Some(platform) = app.config.platform(&PlatformId::new(platform_id)).cloned() else {
+        return bad("There is no such platform on this proxy.");
+    };
+    let Some(state) = query(req, "state").filter(|s| !s.is_empty()) else {
+        return bad("The answer from the LMS has no state.");
+    };
+    let name = state::cookie_name(&state);
+    let cookie = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|h| state::find_cookie(h, &name).map(str::to_string));
+    let Some(cookie) = cookie else {
+        return bad("No sign-in was started in this browser for this answer (its cookie is missing). Start again from the tool, in the same browser.");
+    };
+    let Some(flow) = state::open(&app.crypto, &state, &cookie) else {
+        return bad("The state does not match the sign-in started in this browser.");
+    };
+    if flow.exp <= now_unix() {
+        return bad("The sign-in took longer than 10 minutes. Start again from the tool.");
+    }
+    if flow.platform != platform.id.as_str() {
+        return bad("The answer came back for another platform.");
+    }
+    let state_id = format!("state:{}", hex::encode(sha256(state.as_bytes())));
+    match app.tokens().store().use_once(&state_id, flow.exp).await {
+        Ok(true) => {}
+        Ok(false) => return bad("This answer was used already."),
+        Err(e) => return store_trouble(&e),
+    }
+    // The state is proven: from here on, the browser goes back to the tool.
+    let secure = app.config.server.public_url_is_https;
+    let clear = state::clear_cookie(&name, secure);
+    let outcome = finish(app, req, &platform, &flow).await;
+    let Some(tool) = app.config.tool(&ToolId::new(flow.tool.as_str())) else {
+        return bad("The tool is no longer configured.").with_header("set-cookie", clear);
+    };
+    let destination = flow
+        .return_to
+        .as_deref()
+        .and_then(|r| Url::parse(r).ok())
+        .or_else(|| tool.return_to.first().cloned());
+    let answer = match (outcome, destination) {
+        (Ok(()), Some(url)) => Answer::redirect(url.as_str()),
+        (Ok(()), None) => Answer::html(
+            200,
+            "Connected",
+            "Your account is connected. You can close this window and go back to the tool.",
+        ),
+        (Err(code), Some(url)) => {
+            Answer::redirect(&return_to::with_param(&url, "lms_proxy_error", &code))
+        }
+        (Err(code), None) => Answer::html(
+            400,
+            "Not connected",
+            &format!("The account was not connected ({code}). Go back to the tool and try again."),
+        ),
+    };
+    answer.with_header("set-cookie", clear)
+}
+
+/// Exchanges the code and stores the grant, or says why not as an `lms_proxy_error` code.
+async fn finish(app: &App, req: &Parts, platform: &Platform, flow: &Flow) -> Result<(), String> {
+    if let Some(error) = query(req, "error") {
+        return Err(error_code(&error));
+    }
+    let code = query(req, "code")
+        .filter(|c| !c.is_empty())
+        .ok_or("invalid_request")?;
+    let lifecycle: &Lifecycle = &app.lifecycle;
+    let grant = lifecycle
+        .oauth
+        .exchange_code(
+            platform,
+            &code,
+            &redirect_uri(app, &platform.id),
+            flow.verifier.as_deref(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(platform = %platform.id, error = %e, "code exchange failed");
+            match e {
+                TokenEndpointError::Refused(_) => "invalid_grant".to_string(),
+                TokenEndpointError::InvalidClient(_) => "invalid_client".to_string(),
+                TokenEndpointError::Unavailable(_) => "lms_unavailable".to_string(),
+            }
+        })?;
+    if let (Some(expected), Some(actual)) = (&flow.lms_user_id, &grant.lms_user_id) {
+        if expected != actual {
+            tracing::warn!(platform = %platform.id, tool = %flow.tool, user = %flow.user,
+                "consent given by a different LMS user than the tool named; not stored");
+            if let Err(e) = lifecycle
+                .oauth
+                .revoke(platform, &grant.access_token, grant.refresh_token.as_ref())
+                .await
+            {
+                tracing::warn!(error = %e, "could not revoke the mismatched token");
+            }
+            return Err("lms_user_mismatch".into());
+        }
+    }
+    let now = now_unix();
+    let key = TokenKey::new(
+        platform.id.clone(),
+        ToolId::new(flow.tool.as_str()),
+        UserKey::new(flow.user.as_str()),
+    );
+    let record = TokenRecord {
+        access_token: grant.access_token,
+        refresh_token: grant.refresh_token,
+        expires_at: grant.expires_in.map(|s| now + s),
+        lms_user_id: grant.lms_user_id.or_else(|| flow.lms_user_id.clone()),
+        obtained_at: now,
+    };
+    lifecycle.tokens.save(key, record).await.map_err(|e| {
+        tracing::error!(error = %e, "could not store a new grant");
+        "server_error".to_string()
+    })?;
+    tracing::info!(platform = %platform.id, tool = %flow.tool, user = %flow.user, "user connected");
+    Ok(())
+}
+
+/// An LMS error code, reduced to the characters OAuth error codes use.
+fn error_code(error: &str) -> String {
+    let code: String = error
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect();
+    if code.is_empty() {
+        "access_denied".into()
+    } else {
+        code
+    }
+}

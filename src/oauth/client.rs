@@ -1,0 +1,323 @@
+//! The LMS token endpoint, from the proxy's side: code exchange, refresh, revocation.
+//!
+//! Answers are sorted into what the caller must do: use the new token, forget the user's
+//! grant (`Refused`), blame the operator's client credentials (`InvalidClient`), or wait
+//! (`Unavailable`). The sorting follows shared/LMS-FACTS.md (Canvas answers a revoked refresh
+//! token with `invalid_request`, not `invalid_grant`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::{Config, Platform, PlatformKind};
+use crate::types::{AccessToken, PlatformId, RefreshToken};
+
+/// What a token endpoint gave back.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
+    pub expires_in: Option<i64>,
+    /// The LMS user the token acts for, when the LMS says (Canvas `user.id`, Blackboard `user_id`).
+    pub lms_user_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenEndpointError {
+    /// The grant is gone: revoked, expired or never valid. The user must consent again.
+    #[error("the LMS refused the grant: {0}")]
+    Refused(String),
+    /// The operator's client id or secret is wrong; users' grants are not at fault.
+    #[error("the LMS refused the proxy's client credentials: {0}")]
+    InvalidClient(String),
+    /// Unreachable, timed out, 5xx, or an answer we cannot read.
+    #[error("the LMS token endpoint is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    user: Option<UserBody>,
+    user_id: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct UserBody {
+    id: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+fn id_string(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// One HTTP client per platform, each trusting what the platform's `ca_file` says.
+pub struct OAuthClients {
+    clients: HashMap<PlatformId, reqwest::Client>,
+}
+
+impl OAuthClients {
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let mut clients = HashMap::new();
+        for p in &config.platforms {
+            clients.insert(p.id.clone(), build_client(p)?);
+        }
+        Ok(Self { clients })
+    }
+
+    fn client(&self, platform: &Platform) -> Result<&reqwest::Client, TokenEndpointError> {
+        self.clients.get(&platform.id).ok_or_else(|| {
+            TokenEndpointError::Unavailable(format!("no client for {}", platform.id))
+        })
+    }
+
+    pub async fn exchange_code(
+        &self,
+        platform: &Platform,
+        code: &str,
+        redirect_uri: &str,
+        code_verifier: Option<&str>,
+    ) -> Result<Grant, TokenEndpointError> {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+        ];
+        if let Some(verifier) = code_verifier {
+            form.push(("code_verifier", verifier));
+        }
+        self.token_request(platform, form).await
+    }
+
+    pub async fn refresh(
+        &self,
+        platform: &Platform,
+        refresh_token: &RefreshToken,
+    ) -> Result<Grant, TokenEndpointError> {
+        let form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token.expose()),
+        ];
+        self.token_request(platform, form).await
+    }
+
+    /// Revokes at the LMS. Canvas: `DELETE /login/oauth2/token` with the access token as
+    /// bearer; others: RFC 7009 POST with the token in the form.
+    pub async fn revoke(
+        &self,
+        platform: &Platform,
+        access: &AccessToken,
+        refresh: Option<&RefreshToken>,
+    ) -> Result<(), TokenEndpointError> {
+        let Some(url) = &platform.revoke_url else {
+            return Ok(());
+        };
+        let client = self.client(platform)?;
+        let request = match platform.kind {
+            PlatformKind::Canvas => client.delete(url.as_str()).bearer_auth(access.expose()),
+            _ => {
+                let token = refresh.map_or(access.expose(), |r| r.expose());
+                client
+                    .post(url.as_str())
+                    .basic_auth(&platform.client_id, Some(platform.client_secret.expose()))
+                    .form(&[("token", token)])
+            }
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|e| TokenEndpointError::Unavailable(redact(e)))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error() {
+            Err(TokenEndpointError::Unavailable(format!(
+                "revoke answered {status}"
+            )))
+        } else {
+            Err(TokenEndpointError::Refused(format!(
+                "revoke answered {status}"
+            )))
+        }
+    }
+
+    async fn token_request(
+        &self,
+        platform: &Platform,
+        mut form: Vec<(&str, &str)>,
+    ) -> Result<Grant, TokenEndpointError> {
+        let client = self.client(platform)?;
+        let mut request = client.post(platform.token_url.as_str());
+        // Canvas and generic OAuth2 take client credentials in the body; D2L and Blackboard
+        // document HTTP Basic.
+        match platform.kind {
+            PlatformKind::Brightspace | PlatformKind::Blackboard => {
+                request =
+                    request.basic_auth(&platform.client_id, Some(platform.client_secret.expose()));
+            }
+            PlatformKind::Canvas | PlatformKind::OAuth2 => {
+                form.push(("client_id", &platform.client_id));
+                form.push(("client_secret", platform.client_secret.expose()));
+            }
+        }
+        let response = request
+            .header("accept", "application/json")
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| TokenEndpointError::Unavailable(redact(e)))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| TokenEndpointError::Unavailable(redact(e)))?;
+        if status.is_server_error() {
+            return Err(TokenEndpointError::Unavailable(format!(
+                "token endpoint answered {status}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(classify_error(status.as_u16(), &bytes));
+        }
+        let body: TokenBody = serde_json::from_slice(&bytes).map_err(|_| {
+            TokenEndpointError::Unavailable(
+                "token endpoint answered something other than JSON".into(),
+            )
+        })?;
+        let access = body.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
+            TokenEndpointError::Unavailable("token answer has no access_token".into())
+        })?;
+        let expires_in = body.expires_in.as_ref().and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_i64(),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        });
+        let lms_user_id = body
+            .user
+            .and_then(|u| u.id)
+            .as_ref()
+            .and_then(id_string)
+            .or_else(|| body.user_id.as_ref().and_then(id_string));
+        Ok(Grant {
+            access_token: AccessToken::new(access),
+            refresh_token: body
+                .refresh_token
+                .filter(|t| !t.is_empty())
+                .map(RefreshToken::new),
+            expires_in: expires_in.filter(|&s| s > 0),
+            lms_user_id,
+        })
+    }
+}
+
+fn classify_error(status: u16, body: &[u8]) -> TokenEndpointError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let error = parsed
+        .as_ref()
+        .and_then(|b| b.error.clone())
+        .unwrap_or_default();
+    let description = parsed.and_then(|b| b.error_description).unwrap_or_default();
+    let summary = format!("{status} {error} {description}").trim().to_string();
+    match error.as_str() {
+        "invalid_client" | "unauthorized_client" => TokenEndpointError::InvalidClient(summary),
+        "invalid_grant" => TokenEndpointError::Refused(summary),
+        // Canvas: a revoked or unknown refresh token.
+        "invalid_request" if description.contains("refresh_token not found") => {
+            TokenEndpointError::Refused(summary)
+        }
+        _ if status == 401 => TokenEndpointError::InvalidClient(summary),
+        _ => TokenEndpointError::Unavailable(summary),
+    }
+}
+
+/// reqwest's errors name the URL; ours never carry query strings, but stay on the safe side.
+fn redact(e: reqwest::Error) -> String {
+    e.without_url().to_string()
+}
+
+fn build_client(platform: &Platform) -> Result<reqwest::Client, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &platform.ca_certs {
+        Some(certs) => {
+            for der in certs {
+                roots
+                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
+                    .map_err(|e| format!("platforms {}: ca_file: {e}", platform.id))?;
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for cert in native.certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(Arc::new(roots))
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .connect_timeout(platform.connect_timeout)
+        .timeout(platform.read_timeout.min(Duration::from_secs(30)) + platform.connect_timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("lms-proxy/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| {
+            format!(
+                "platforms {}: cannot build the HTTP client: {e}",
+                platform.id
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canvas_errors_are_sorted_as_lms_facts_says() {
+        let refused = |s: u16, b: &str| {
+            matches!(
+                classify_error(s, b.as_bytes()),
+                TokenEndpointError::Refused(_)
+            )
+        };
+        let client = |s: u16, b: &str| {
+            matches!(
+                classify_error(s, b.as_bytes()),
+                TokenEndpointError::InvalidClient(_)
+            )
+        };
+        assert!(refused(
+            400,
+            r#"{"error":"invalid_grant","error_description":"authorization_code not found"}"#
+        ));
+        assert!(refused(
+            400,
+            r#"{"error":"invalid_request","error_description":"refresh_token not found"}"#
+        ));
+        assert!(client(
+            401,
+            r#"{"error":"invalid_client","error_description":"invalid client"}"#
+        ));
+        assert!(client(401, "not json"));
+        assert!(matches!(
+            classify_error(400, br#"{"error":"unsupported_grant_type"}"#),
+            TokenEndpointError::Unavailable(_)
+        ));
+    }
+}

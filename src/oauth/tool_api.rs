@@ -1,0 +1,169 @@
+//! What a tool may ask about its users' grants: `/api/oauth/status`, `/api/oauth/access-token`
+//! and `DELETE /api/oauth/token`. Authenticated exactly like proxied requests.
+
+use std::sync::Arc;
+
+use http::request::Parts;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::browser::query;
+use super::return_to;
+use crate::app::App;
+use crate::config::Platform;
+use crate::errors::ProxyError;
+use crate::http::Answer;
+use crate::identity::Identity;
+use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
+use crate::tickets::Ticket;
+use crate::tokens::now_unix;
+use crate::types::{PlatformId, TokenKey};
+
+struct Caller {
+    identity: Identity,
+    platform: Arc<Platform>,
+    key: TokenKey,
+}
+
+fn caller(app: &App, req: &Parts, platform_id: &str, now: i64) -> Result<Caller, ProxyError> {
+    let identity = app.auth.authenticate(
+        req.headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+        req.headers.get("x-lms-user").map(|v| v.as_bytes()),
+        now,
+    )?;
+    let platform = app
+        .config
+        .platform(&PlatformId::new(platform_id))
+        .cloned()
+        .ok_or(ProxyError::UnknownRoute)?;
+    if !identity.tool.may_use(&platform.id) {
+        return Err(ProxyError::Forbidden(format!(
+            "tool {} may not use platform {}",
+            identity.tool.id, platform.id
+        )));
+    }
+    let key = TokenKey::new(
+        platform.id.clone(),
+        identity.tool.id.clone(),
+        identity.user.clone(),
+    );
+    Ok(Caller {
+        identity,
+        platform,
+        key,
+    })
+}
+
+fn rfc3339(unix: i64) -> Value {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::from)
+}
+
+fn internal(e: impl std::fmt::Display) -> ProxyError {
+    tracing::error!(error = %e, "token store error");
+    ProxyError::Internal
+}
+
+pub async fn status(app: &App, req: &Parts, platform_id: &str) -> Result<Answer, ProxyError> {
+    let now = now_unix();
+    let c = caller(app, req, platform_id, now)?;
+    let return_to = match query(req, "return_to") {
+        Some(r) => Some(
+            return_to::allowed(&c.identity.tool, &r)
+                .ok_or_else(|| {
+                    ProxyError::BadRequest(
+                        "return_to is not under one of this tool's return_to prefixes".into(),
+                    )
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let record = app.tokens().get(&c.key).await.map_err(internal)?.record;
+    let ticket = Ticket::new(
+        &c.platform.id,
+        &c.identity.tool.id,
+        &c.identity.user,
+        c.identity.lms_user_id.as_deref(),
+        return_to.as_deref(),
+        now,
+    );
+    let body = json!({
+        "connected": record.is_some(),
+        "lms_user_id": record.as_ref().and_then(|r| r.lms_user_id.clone()),
+        "expires_at": record.as_ref().and_then(|r| r.expires_at).map_or(Value::Null, rfc3339),
+        "authorize_url": ticket.start_url(&app.crypto, &app.config.server.public_url),
+    });
+    Ok(Answer::json(200, &body))
+}
+
+pub async fn access_token(app: &App, req: &Parts, platform_id: &str) -> Result<Answer, ProxyError> {
+    let now = now_unix();
+    let c = caller(app, req, platform_id, now)?;
+    if !c.identity.tool.export_tokens {
+        return Err(ProxyError::Forbidden(format!(
+            "tool {} may not read LMS tokens (export_tokens is off)",
+            c.identity.tool.id
+        )));
+    }
+    match app
+        .lifecycle
+        .usable(&c.key, &c.platform, now)
+        .await
+        .map_err(internal)?
+    {
+        Usable::Token { record, .. } => {
+            let expires_in = record.expires_at.map(|t| (t - now_unix()).max(0));
+            tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, "LMS token exported");
+            Ok(Answer::json(
+                200,
+                &json!({
+                    "token_type": "Bearer",
+                    "access_token": record.access_token.expose(),
+                    "expires_in": expires_in,
+                }),
+            ))
+        }
+        Usable::Missing { .. } => Err(crate::admission::authorization_required(
+            app,
+            &c.identity,
+            &c.platform.id,
+            now,
+        )),
+        Usable::Unavailable => Err(ProxyError::LmsUnavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }),
+    }
+}
+
+/// Revokes at the LMS, then deletes locally, whatever the LMS said. Idempotent: 204 always.
+pub async fn revoke(app: &App, req: &Parts, platform_id: &str) -> Result<Answer, ProxyError> {
+    let c = caller(app, req, platform_id, now_unix())?;
+    if let Some(record) = app.tokens().get(&c.key).await.map_err(internal)?.record {
+        if let Err(e) = app
+            .lifecycle
+            .oauth
+            .revoke(
+                &c.platform,
+                &record.access_token,
+                record.refresh_token.as_ref(),
+            )
+            .await
+        {
+            tracing::warn!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, error = %e,
+                "revocation at the LMS failed; deleting the local token all the same");
+        }
+        app.tokens().delete(&c.key).await.map_err(internal)?;
+        tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, "grant revoked");
+    }
+    Ok(Answer {
+        status: 204,
+        headers: vec![("cache-control", "no-store".into())],
+        body: bytes::Bytes::new(),
+    })
+}

@@ -1,0 +1,90 @@
+//! An LMS 401 *with* `WWW-Authenticate` means the access token is dead (expired early,
+//! killed by a refresh elsewhere, revoked). The proxy refreshes once and replays the request
+//! once; a 401 without that header (scopes, permissions) is the LMS's answer to pass on.
+//!
+//! Pingora has no hook for "retry with a changed request", so the filter returns a retryable
+//! error, `error_while_proxy` lets it through, and `upstream_peer` refreshes before the
+//! second attempt.
+
+use pingora::http::ResponseHeader;
+
+use super::RequestCtx;
+use crate::admission::authorization_required;
+use crate::app::App;
+use crate::errors::ProxyError;
+use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
+use crate::tokens::now_unix;
+
+pub fn is_dead_token(response: &ResponseHeader) -> bool {
+    response.status == http::StatusCode::UNAUTHORIZED
+        && response
+            .headers
+            .contains_key(http::header::WWW_AUTHENTICATE)
+}
+
+/// Refreshes the rejected token and puts the new one in `ctx`, or says what to answer.
+pub async fn refresh(app: &App, ctx: &mut RequestCtx) -> Result<(), ProxyError> {
+    let Some(admitted) = ctx.admitted.as_mut() else {
+        return Err(ProxyError::Internal);
+    };
+    let outcome = app
+        .lifecycle
+        .refresh_rejected(
+            &admitted.key,
+            &admitted.route.platform,
+            &admitted.token.access_token,
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "refresh after a rejected token failed");
+            ProxyError::Internal
+        })?;
+    match outcome {
+        Usable::Token { record, .. } => {
+            admitted.token = record;
+            Ok(())
+        }
+        Usable::Missing { .. } => Err(authorization_required(
+            app,
+            &admitted.identity,
+            &admitted.route.platform.id,
+            now_unix(),
+        )),
+        Usable::Unavailable => Err(ProxyError::LmsUnavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }),
+    }
+}
+
+/// The refreshed token was rejected too: the grant is dead, forget it.
+pub async fn give_up(app: &App, ctx: &RequestCtx) -> ProxyError {
+    let Some(admitted) = ctx.admitted.as_ref() else {
+        return ProxyError::Internal;
+    };
+    if let Err(e) = app.tokens().delete(&admitted.key).await {
+        tracing::error!(error = %e, "could not delete a dead token");
+    }
+    authorization_required(
+        app,
+        &admitted.identity,
+        &admitted.route.platform.id,
+        now_unix(),
+    )
+}
+
+/// The request body was past the replay buffer: refresh anyway so the tool's next try
+/// works, and answer this request as the contract says for a rejected token.
+pub async fn not_replayable(app: &App, ctx: &mut RequestCtx) -> ProxyError {
+    if let Err(e) = refresh(app, ctx).await {
+        return e;
+    }
+    match ctx.admitted.as_ref() {
+        Some(admitted) => authorization_required(
+            app,
+            &admitted.identity,
+            &admitted.route.platform.id,
+            now_unix(),
+        ),
+        None => ProxyError::Internal,
+    }
+}

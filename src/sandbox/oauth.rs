@@ -1,0 +1,439 @@
+//! The sandbox's OAuth2 side, after Canvas's oauth2_provider_controller (shared/LMS-FACTS.md):
+//! authorize with a page to pick the user or deny, the token endpoint with its grants and
+//! error bodies, single-use ten-minute codes, refresh that kills the previous access token,
+//! and revocation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use serde_json::{json, Value};
+use url::Url;
+
+use super::state::{Code, GrantState, Sandbox};
+use crate::crypto::{random_token, sha256};
+use crate::http::escape_html;
+use crate::tokens::now_unix;
+
+type Shared = Arc<Sandbox>;
+type Params = HashMap<String, String>;
+
+const CODE_LIFETIME_SECS: i64 = 600;
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Canvas OAuth 2.0"),
+        );
+    }
+    response
+}
+
+fn redirect(location: &str) -> Response {
+    let mut response = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        response.headers_mut().insert("location", v);
+    }
+    response
+}
+
+fn redirect_with(redirect_uri: &Url, pairs: &[(&str, &str)]) -> Response {
+    let mut url = redirect_uri.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        for (k, v) in pairs {
+            q.append_pair(k, v);
+        }
+    }
+    redirect(url.as_str())
+}
+
+/// The checks authorize and confirm share. `Err` is the finished answer.
+fn check_authorize(s: &Sandbox, p: &Params) -> Result<Url, Box<Response>> {
+    if p.get("client_id") != Some(&s.client_id) {
+        return Err(Box::new(oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "unknown client",
+        )));
+    }
+    let mismatch = || {
+        Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "redirect_uri does not match client settings",
+        ))
+    };
+    let redirect_uri = p
+        .get("redirect_uri")
+        .and_then(|r| Url::parse(r).ok())
+        .ok_or_else(mismatch)?;
+    if let Some(domain) = &s.inner().settings.redirect_domain {
+        if redirect_uri.host_str() != Some(domain.as_str()) {
+            return Err(mismatch());
+        }
+    }
+    let state = p.get("state").map(String::as_str).unwrap_or("");
+    let fail = |error: &str, description: &str| {
+        Box::new(redirect_with(
+            &redirect_uri,
+            &[
+                ("error", error),
+                ("error_description", description),
+                ("state", state),
+            ],
+        ))
+    };
+    if p.get("response_type").map(String::as_str) != Some("code") {
+        return Err(fail(
+            "unsupported_response_type",
+            "response_type must be code",
+        ));
+    }
+    if let Some(scope) = p.get("scope") {
+        if scope.split(' ').any(|s| !s.starts_with("url:")) {
+            return Err(fail("invalid_scope", "a requested scope is invalid"));
+        }
+    }
+    if p.contains_key("code_challenge")
+        && p.get("code_challenge_method").map(String::as_str) != Some("S256")
+    {
+        return Err(fail(
+            "invalid_request",
+            "code_challenge_method must be S256",
+        ));
+    }
+    Ok(redirect_uri)
+}
+
+/// The consent page: pick a user, or deny.
+pub async fn authorize(State(s): State<Shared>, Query(p): Query<Params>) -> Response {
+    if let Err(answer) = check_authorize(&s, &p) {
+        return *answer;
+    }
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(p.iter())
+        .finish();
+    let mut links = String::new();
+    for user in super::state::USERS.iter() {
+        links.push_str(&format!(
+            "<li><a href=\"/login/oauth2/confirm?{}&amp;sandbox_user={}\">Authorize as {} (user {})</a></li>",
+            escape_html(&query),
+            user.id,
+            escape_html(user.name),
+            user.id
+        ));
+    }
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sandbox LMS: authorize</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:3em auto\">\
+         <h1>Sandbox LMS</h1><p>A tool asks to use the Canvas API on your behalf.</p><ul>{links}</ul>\
+         <p><a href=\"/login/oauth2/confirm?{}&amp;sandbox_deny=1\">Deny</a></p></body></html>",
+        escape_html(&query)
+    ))
+    .into_response()
+}
+
+/// What the page's links do: a code, or `error=access_denied`.
+pub async fn confirm(State(s): State<Shared>, Query(p): Query<Params>) -> Response {
+    let redirect_uri = match check_authorize(&s, &p) {
+        Ok(r) => r,
+        Err(answer) => return *answer,
+    };
+    let state = p.get("state").cloned().unwrap_or_default();
+    if p.contains_key("sandbox_deny") {
+        return redirect_with(
+            &redirect_uri,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "the user denied access"),
+                ("state", &state),
+            ],
+        );
+    }
+    let Some(user_id) = p
+        .get("sandbox_user")
+        .and_then(|u| u.parse::<u64>().ok())
+        .filter(|u| Sandbox::user(*u).is_some())
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "pick a user: sandbox_user=42, 43 or 44",
+        )
+            .into_response();
+    };
+    let code: String = hex::encode(sha256(random_token().as_bytes()))
+        + &hex::encode(sha256(random_token().as_bytes()));
+    s.inner().codes.insert(
+        code.clone(),
+        Code {
+            client_id: s.client_id.clone(),
+            redirect_uri: redirect_uri.to_string(),
+            user_id,
+            scopes: p
+                .get("scope")
+                .map(|sc| sc.split(' ').map(str::to_string).collect()),
+            challenge: p.get("code_challenge").cloned(),
+            expires_at: now_unix() + CODE_LIFETIME_SECS,
+        },
+    );
+    redirect_with(&redirect_uri, &[("code", &code), ("state", &state)])
+}
+
+/// Form or JSON body, client credentials in the body or HTTP Basic.
+fn token_params(headers: &HeaderMap, body: &Bytes) -> Params {
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    let mut params: Params = if json {
+        serde_json::from_slice::<HashMap<String, Value>>(body)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+            .collect()
+    } else {
+        url::form_urlencoded::parse(body).into_owned().collect()
+    };
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| STANDARD.decode(b.trim()).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    if let Some((id, secret)) = basic.as_deref().and_then(|b| b.split_once(':')) {
+        params
+            .entry("client_id".into())
+            .or_insert_with(|| id.to_string());
+        params
+            .entry("client_secret".into())
+            .or_insert_with(|| secret.to_string());
+    }
+    params
+}
+
+pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let p = token_params(&headers, &body);
+    let grant_type = p.get("grant_type").cloned().unwrap_or_default();
+    let settings = {
+        let mut inner = s.inner();
+        match grant_type.as_str() {
+            "authorization_code" => inner.counters.authorization_code += 1,
+            "refresh_token" => inner.counters.refresh_token += 1,
+            "client_credentials" => inner.counters.client_credentials += 1,
+            _ => {}
+        }
+        inner.settings.clone()
+    };
+    if settings.token_delay_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(settings.token_delay_ms)).await;
+    }
+    match settings.token_endpoint.as_str() {
+        "down" => {
+            return (StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable").into_response()
+        }
+        "error" => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"errors": [{"message": "An error occurred"}]})),
+            )
+                .into_response()
+        }
+        _ => {}
+    }
+    if grant_type == "client_credentials" {
+        return client_credentials(&s, &p, settings.access_token_ttl);
+    }
+    let id = p.get("client_id").map(String::as_str).unwrap_or("");
+    let secret = p.get("client_secret").map(String::as_str).unwrap_or("");
+    if id != s.client_id {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+    }
+    if !s.client_ok(id, secret) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "invalid client");
+    }
+    match grant_type.as_str() {
+        "authorization_code" => authorization_code(&s, &p, settings.access_token_ttl),
+        "refresh_token" => refresh(&s, &p, settings.access_token_ttl),
+        _ => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The grant_type is not supported",
+        ),
+    }
+}
+
+fn user_json(id: u64) -> Value {
+    json!({"id": id, "name": Sandbox::user(id).map_or("Unknown", |u| u.name), "global_id": format!("10000000000{id:03}")})
+}
+
+fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Response {
+    let not_found = || {
+        oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "authorization_code not found",
+        )
+    };
+    let code_value = p.get("code").cloned().unwrap_or_default();
+    let mut inner = s.inner();
+    // A code works once, whatever happens next.
+    let Some(code) = inner.codes.remove(&code_value) else {
+        return not_found();
+    };
+    if code.expires_at <= now_unix() {
+        return not_found();
+    }
+    if p.get("client_id") != Some(&code.client_id) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "incorrect client");
+    }
+    if p.get("redirect_uri") != Some(&code.redirect_uri) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "redirect_uri does not match",
+        );
+    }
+    if let Some(challenge) = &code.challenge {
+        let verified = p
+            .get("code_verifier")
+            .is_some_and(|v| URL_SAFE_NO_PAD.encode(sha256(v.as_bytes())) == *challenge);
+        if !verified {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "code_verifier does not match",
+            );
+        }
+    }
+    let refresh = format!("sandbox-refresh~{}", random_token());
+    let access = inner.new_access(&refresh, code.user_id, ttl, code.scopes.clone());
+    inner.grants.insert(
+        refresh.clone(),
+        GrantState {
+            user_id: code.user_id,
+            client_id: code.client_id,
+            scopes: code.scopes,
+            access: access.clone(),
+        },
+    );
+    Json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "user": user_json(code.user_id),
+        "refresh_token": refresh,
+        "expires_in": ttl,
+        "canvas_region": "unknown",
+    }))
+    .into_response()
+}
+
+/// Canvas keeps the refresh token and kills the previous access token at once.
+fn refresh(s: &Sandbox, p: &Params, ttl: i64) -> Response {
+    let refresh = p.get("refresh_token").cloned().unwrap_or_default();
+    let mut inner = s.inner();
+    let Some(grant) = inner.grants.get(&refresh).cloned() else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "refresh_token not found",
+        );
+    };
+    if p.get("client_id") != Some(&grant.client_id) {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "incorrect client");
+    }
+    inner.access.remove(&grant.access);
+    let access = inner.new_access(&refresh, grant.user_id, ttl, grant.scopes.clone());
+    if let Some(g) = inner.grants.get_mut(&refresh) {
+        g.access = access.clone();
+    }
+    Json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "user": user_json(grant.user_id),
+        "expires_in": ttl,
+        "canvas_region": "unknown",
+    }))
+    .into_response()
+}
+
+/// LTI Advantage client credentials. The sandbox reads the assertion's claims but, having
+/// no developer key JWKS, does not check its signature.
+fn client_credentials(s: &Sandbox, p: &Params, ttl: i64) -> Response {
+    if p.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client_assertion_type must be jwt-bearer",
+        );
+    }
+    let claims: Option<Value> = p
+        .get("client_assertion")
+        .and_then(|a| a.split('.').nth(1))
+        .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(claims) = claims else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client_assertion is not a JWT",
+        );
+    };
+    let token_url = format!("{}/login/oauth2/token", s.origin);
+    if claims["sub"].as_str() != Some(s.client_id.as_str()) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+    }
+    if claims["aud"].as_str() != Some(token_url.as_str())
+        && !claims["aud"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|v| v == &Value::from(token_url.as_str())))
+    {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "aud must be the token URL",
+        );
+    }
+    let scope = p.get("scope").cloned().unwrap_or_default();
+    Json(json!({"access_token": format!("sandbox-lti~{}", random_token()), "token_type": "Bearer", "expires_in": ttl, "scope": scope})).into_response()
+}
+
+/// `DELETE /login/oauth2/token` with the bearer access token: the whole grant goes.
+pub async fn revoke(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default();
+    let mut inner = s.inner();
+    let Some(issued) = inner.access.remove(&token) else {
+        let mut r = (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"errors": [{"message": "Invalid access token."}]})),
+        )
+            .into_response();
+        r.headers_mut().insert(
+            "www-authenticate",
+            HeaderValue::from_static("Bearer realm=\"canvas-lms\""),
+        );
+        return r;
+    };
+    inner.grants.remove(&issued.refresh);
+    inner.counters.revocations += 1;
+    Json(json!({})).into_response()
+}
