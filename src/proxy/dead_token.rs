@@ -27,6 +27,8 @@ pub async fn refresh(app: &App, ctx: &mut RequestCtx) -> Result<(), ProxyError> 
     let Some(admitted) = ctx.admitted.as_mut() else {
         return Err(ProxyError::Internal);
     };
+    tracing::info!(platform = %admitted.key.platform, tool = %admitted.key.tool, user = %admitted.key.user,
+        "the LMS rejected the access token; refreshing and replaying once");
     let outcome = app
         .lifecycle
         .refresh_rejected(

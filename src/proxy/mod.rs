@@ -96,13 +96,17 @@ impl LmsProxy {
         e: ProxyError,
     ) -> Result<bool> {
         ctx.error = Some(e.code());
-        let answer = if admission::is_navigation(session.req_header()) {
-            e.answer_for_browser()
-        } else {
-            e.answer()
-        };
-        respond::send(session, answer).await?;
+        respond::send(session, answer_to(session, &e)).await?;
         Ok(true)
+    }
+}
+
+/// A browser navigation is sent into the consent flow; a tool gets JSON.
+fn answer_to(session: &Session, e: &ProxyError) -> crate::http::Answer {
+    if admission::is_navigation(session.req_header()) {
+        e.answer_for_browser()
+    } else {
+        e.answer()
     }
 }
 
@@ -172,6 +176,13 @@ impl ProxyHttp for LmsProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        if ctx.dead_token {
+            ctx.dead_token = false;
+            ctx.replayed = true;
+            if let Err(e) = dead_token::refresh(&self.app, ctx).await {
+                return Err(fail_with(ctx, e));
+            }
+        }
         let platform = Arc::clone(&admitted(ctx)?.route.platform);
         let upstream = &platform.upstream;
         let addrs = match &ctx.addrs {
@@ -297,11 +308,7 @@ impl ProxyHttp for LmsProxy {
             code = error.status();
             ctx.error = Some(error.code());
             if session.response_written().is_none() {
-                let answer = if admission::is_navigation(session.req_header()) {
-                    error.answer_for_browser()
-                } else {
-                    error.answer()
-                };
+                let answer = answer_to(session, &error);
                 if let Err(write_error) = respond::send(session, answer).await {
                     tracing::debug!(error = %write_error, "could not send the error answer");
                 }
@@ -311,6 +318,17 @@ impl ProxyHttp for LmsProxy {
             error_code: code,
             can_reuse_downstream: false,
         }
+    }
+
+    /// The replay after a rejected token is routine, not worth pingora's retry warning.
+    fn suppress_proxy_warn_log(
+        &self,
+        _session: &Session,
+        ctx: &RequestCtx,
+        _error: &Error,
+        _context: pingora::proxy::ProxyWarnLogContext,
+    ) -> bool {
+        ctx.dead_token
     }
 
     /// A dead grant or an unavailable token endpoint is an answer, not a fault worth an

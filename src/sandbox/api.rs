@@ -430,6 +430,7 @@ struct SettingsRequest {
     token_delay_ms: Option<u64>,
     access_token_ttl: Option<i64>,
     redirect_domain: Option<String>,
+    rotate_refresh: Option<bool>,
 }
 
 async fn admin_settings(State(s): State<Shared>, Json(req): Json<SettingsRequest>) -> Response {
@@ -443,6 +444,9 @@ async fn admin_settings(State(s): State<Shared>, Json(req): Json<SettingsRequest
     }
     if let Some(v) = req.access_token_ttl {
         settings.access_token_ttl = v;
+    }
+    if let Some(v) = req.rotate_refresh {
+        settings.rotate_refresh = v;
     }
     if req.redirect_domain.is_some() {
         settings.redirect_domain = req.redirect_domain;

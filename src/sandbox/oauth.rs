@@ -266,7 +266,7 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     }
     match grant_type.as_str() {
         "authorization_code" => authorization_code(&s, &p, settings.access_token_ttl),
-        "refresh_token" => refresh(&s, &p, settings.access_token_ttl),
+        "refresh_token" => refresh(&s, &p, settings.access_token_ttl, settings.rotate_refresh),
         _ => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -340,8 +340,9 @@ fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Response {
     .into_response()
 }
 
-/// Canvas keeps the refresh token and kills the previous access token at once.
-fn refresh(s: &Sandbox, p: &Params, ttl: i64) -> Response {
+/// Canvas keeps the refresh token and kills the previous access token at once; with
+/// `rotate` (Brightspace) the refresh token is single-use and a new one comes back.
+fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Response {
     let refresh = p.get("refresh_token").cloned().unwrap_or_default();
     let mut inner = s.inner();
     let Some(grant) = inner.grants.get(&refresh).cloned() else {
@@ -355,18 +356,31 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64) -> Response {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "incorrect client");
     }
     inner.access.remove(&grant.access);
-    let access = inner.new_access(&refresh, grant.user_id, ttl, grant.scopes.clone());
-    if let Some(g) = inner.grants.get_mut(&refresh) {
-        g.access = access.clone();
-    }
-    Json(json!({
+    let current = if rotate {
+        inner.grants.remove(&refresh);
+        format!("sandbox-refresh~{}", random_token())
+    } else {
+        refresh
+    };
+    let access = inner.new_access(&current, grant.user_id, ttl, grant.scopes.clone());
+    inner.grants.insert(
+        current.clone(),
+        GrantState {
+            access: access.clone(),
+            ..grant.clone()
+        },
+    );
+    let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",
         "user": user_json(grant.user_id),
         "expires_in": ttl,
         "canvas_region": "unknown",
-    }))
-    .into_response()
+    });
+    if rotate {
+        body["refresh_token"] = Value::from(current);
+    }
+    Json(body).into_response()
 }
 
 /// LTI Advantage client credentials. The sandbox reads the assertion's claims but, having

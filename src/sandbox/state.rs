@@ -76,6 +76,9 @@ pub struct Settings {
     pub access_token_ttl: i64,
     /// When set, redirect_uri must be on this host (Canvas checks the key's domain).
     pub redirect_domain: Option<String>,
+    /// Behave like Brightspace: every refresh returns a new refresh token and the old one
+    /// stops working.
+    pub rotate_refresh: bool,
 }
 
 impl Default for Settings {
@@ -85,6 +88,7 @@ impl Default for Settings {
             token_delay_ms: 0,
             access_token_ttl: 3600,
             redirect_domain: None,
+            rotate_refresh: false,
         }
     }
 }

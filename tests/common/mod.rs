@@ -67,6 +67,7 @@ impl SandboxLms {
             .arg("sandbox")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
+            .env("SANDBOX_CLIENT_SECRET", CLIENT_SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -89,25 +90,54 @@ impl SandboxLms {
 
     /// A token as if the user had consented: what operators import.
     pub async fn issue(&self, user_id: u64, expires_in: i64, scopes: Option<Vec<&str>>) -> String {
-        let body = client()
-            .post(format!("{}/__sandbox/tokens", self.origin))
-            .json(&json!({"user_id": user_id, "expires_in": expires_in, "scopes": scopes}))
+        self.grant(user_id, expires_in, scopes).await.0
+    }
+
+    /// (access token, refresh token) of a new grant.
+    pub async fn grant(
+        &self,
+        user_id: u64,
+        expires_in: i64,
+        scopes: Option<Vec<&str>>,
+    ) -> (String, String) {
+        let body = self
+            .admin(
+                "tokens",
+                json!({"user_id": user_id, "expires_in": expires_in, "scopes": scopes}),
+            )
+            .await;
+        (
+            body["access_token"].as_str().expect("token").to_string(),
+            body["refresh_token"].as_str().expect("refresh").to_string(),
+        )
+    }
+
+    /// POST to one of the sandbox's `/__sandbox/...` controls.
+    pub async fn admin(&self, what: &str, body: Value) -> Value {
+        let r = client()
+            .post(format!("{}/__sandbox/{what}", self.origin))
+            .json(&body)
             .send()
             .await
-            .expect("issue")
-            .json::<Value>()
+            .expect("sandbox control");
+        assert!(r.status().is_success(), "sandbox {what}: {}", r.status());
+        r.json().await.expect("sandbox json")
+    }
+
+    pub async fn stats(&self) -> Value {
+        client()
+            .get(format!("{}/__sandbox/stats", self.origin))
+            .send()
             .await
-            .expect("issue json");
-        body["access_token"].as_str().expect("token").to_string()
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats json")
     }
 
     pub async fn fill_bucket(&self, token: &str, level: f64) {
-        client()
-            .post(format!("{}/__sandbox/throttle", self.origin))
-            .json(&json!({"access_token": token, "level": level}))
-            .send()
-            .await
-            .expect("throttle");
+        self.admin("throttle", json!({"access_token": token, "level": level}))
+            .await;
     }
 }
 
@@ -368,4 +398,69 @@ pub fn raw_request(port: u16, request: &str) -> String {
     let mut response = Vec::new();
     let _ = std::io::Read::read_to_end(&mut stream, &mut response);
     String::from_utf8_lossy(&response).into_owned()
+}
+
+/// What a browser sees going through consent, step by step.
+pub struct Consent {
+    /// The LMS authorize URL the proxy redirected to.
+    pub authorize: url::Url,
+    /// `name=value` of the state cookie the proxy set.
+    pub cookie: String,
+    /// The full Set-Cookie header.
+    pub set_cookie: String,
+}
+
+/// Opens a start URL like a browser: expects the 302 to the LMS and the state cookie.
+pub async fn begin_consent(start_url: &str) -> Consent {
+    let r = client().get(start_url).send().await.expect("start");
+    assert_eq!(
+        r.status(),
+        302,
+        "start answered {}: {}",
+        r.status(),
+        r.text().await.unwrap_or_default()
+    );
+    let authorize =
+        url::Url::parse(r.headers()["location"].to_str().unwrap()).expect("authorize url");
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    Consent {
+        authorize,
+        cookie,
+        set_cookie,
+    }
+}
+
+impl Consent {
+    /// The user picks `sandbox_user` (or denies with `None`) on the sandbox's page; returns
+    /// the callback URL the LMS redirects the browser to.
+    pub async fn decide(&self, sandbox_user: Option<u64>) -> String {
+        let mut confirm = self.authorize.clone();
+        confirm.set_path("/login/oauth2/confirm");
+        match sandbox_user {
+            Some(u) => confirm
+                .query_pairs_mut()
+                .append_pair("sandbox_user", &u.to_string()),
+            None => confirm.query_pairs_mut().append_pair("sandbox_deny", "1"),
+        };
+        let r = client().get(confirm).send().await.expect("confirm");
+        assert_eq!(r.status(), 302);
+        r.headers()["location"].to_str().unwrap().to_string()
+    }
+
+    /// Follows the callback with the state cookie, as the browser would.
+    pub async fn callback(&self, callback_url: &str) -> reqwest::Response {
+        client()
+            .get(callback_url)
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("callback")
+    }
+
+    /// The whole flow for a user: returns the callback's answer.
+    pub async fn complete(&self, sandbox_user: u64) -> reqwest::Response {
+        let callback = self.decide(Some(sandbox_user)).await;
+        self.callback(&callback).await
+    }
 }

@@ -1,0 +1,315 @@
+//! Refresh: proactive, single-flight, refused, unavailable, and after the LMS rejects a
+//! token on the wire.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Imports a grant for `user` of tool quiz expiring at `expires_at`.
+fn import(setup: &Setup, user: &str, access: &str, refresh: &str, expires_at: i64) {
+    setup.import(
+        "quiz",
+        &format!("{{\"user\":\"{user}\",\"access_token\":\"{access}\",\"refresh_token\":\"{refresh}\",\"expires_at\":{expires_at},\"lms_user_id\":42}}\n"),
+    );
+}
+
+async fn get(setup: &Setup, jwt: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(setup.url(path))
+        .bearer_auth(jwt)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn stored_users(setup: &Setup) -> Vec<String> {
+    let out = setup.cli(&["tokens", "list", "-c", "{config}", "--json"], None);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["user"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refreshed_once_for_200_concurrent_requests() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    import(&setup, "alice", &access, &refresh, now() - 10);
+    let proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    // A slow token endpoint makes sure the requests really overlap the refresh.
+    lms.admin("settings", json!({"token_delay_ms": 300})).await;
+
+    let client = client();
+    let requests = (0..200).map(|_| {
+        let client = client.clone();
+        let url = setup.url("/canvas/api/v1/users/self");
+        let jwt = jwt.clone();
+        tokio::spawn(async move {
+            client
+                .get(url)
+                .bearer_auth(jwt)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    });
+    let mut ok = 0;
+    for r in requests {
+        if r.await.unwrap().unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 200, "{}", proxy.log_text());
+    assert_eq!(lms.stats().await["refresh_token"], 1);
+    // Canvas killed the old access token; the proxy holds the new one.
+    let r = client
+        .get(format!("{}/api/v1/users/self", lms.origin))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // The new token survives a restart, and the refresh token was kept (Canvas sends none).
+    drop(proxy);
+    let _proxy = setup.start_proxy();
+    assert_eq!(
+        get(&setup, &jwt, "/canvas/api/v1/users/self")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(lms.stats().await["refresh_token"], 1);
+}
+
+#[tokio::test]
+async fn rotated_refresh_tokens_are_persisted_before_use() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    lms.admin(
+        "settings",
+        json!({"rotate_refresh": true, "access_token_ttl": 1}),
+    )
+    .await;
+    let (access, refresh) = lms.grant(42, 1, None).await;
+    import(&setup, "alice", &access, &refresh, now() - 1);
+    let jwt = setup.mint("quiz", "alice");
+    for round in 1..=3 {
+        // A new process each round: only what was persisted survives.
+        let _proxy = setup.start_proxy();
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let r = get(&setup, &jwt, "/canvas/api/v1/users/self").await;
+        assert_eq!(r.status(), 200, "round {round}");
+        assert_eq!(lms.stats().await["refresh_token"], round);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_refresh_deletes_the_grant() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    import(&setup, "alice", &access, &refresh, now() - 10);
+    // The user removed the app in Canvas: "refresh_token not found".
+    lms.admin("revoke_grant", json!({"access_token": access}))
+        .await;
+    let _proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    let r = get(&setup, &jwt, "/canvas/api/v1/users/self").await;
+    assert_eq!(r.status(), 401);
+    let body = json_of(r).await;
+    assert_eq!(body["error"], "authorization_required");
+    assert!(body["authorize_url"]
+        .as_str()
+        .unwrap()
+        .contains("/oauth/start/canvas?ticket="));
+    assert!(stored_users(&setup).is_empty());
+}
+
+#[tokio::test]
+async fn token_endpoint_down_keeps_a_valid_token_else_503() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (valid, valid_refresh) = lms.grant(42, 3600, None).await;
+    let (dead, dead_refresh) = lms.grant(43, 3600, None).await;
+    // Due in 2 s (half of its 4 s life), valid for 4 s.
+    setup.import(
+        "quiz",
+        &format!("{{\"user\":\"soon\",\"access_token\":\"{valid}\",\"refresh_token\":\"{valid_refresh}\",\"expires_in\":4}}\n"),
+    );
+    import(&setup, "gone", &dead, &dead_refresh, now() - 10);
+    let _proxy = setup.start_proxy();
+
+    for mode in ["down", "error"] {
+        lms.admin("settings", json!({"token_endpoint": mode})).await;
+        let r = get(
+            &setup,
+            &setup.mint("quiz", "gone"),
+            "/canvas/api/v1/users/self",
+        )
+        .await;
+        assert_eq!(r.status(), 503, "{mode}");
+        assert_eq!(r.headers()["retry-after"], "30");
+        assert_eq!(json_of(r).await["error"], "lms_unavailable");
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = get(
+        &setup,
+        &setup.mint("quiz", "soon"),
+        "/canvas/api/v1/users/self",
+    )
+    .await;
+    assert_eq!(r.status(), 200, "a still-valid token keeps being used");
+    assert!(lms.stats().await["refresh_token"].as_u64().unwrap() >= 3);
+    // Both grants are kept: nothing was refused.
+    assert_eq!(stored_users(&setup), vec!["gone", "soon"]);
+}
+
+#[tokio::test]
+async fn an_unreachable_token_endpoint_is_503() {
+    let lms = SandboxLms::start();
+    let setup = Setup::with_platform(
+        &lms.origin,
+        &format!("token_url = \"http://127.0.0.1:{}/token\"", free_port()),
+        "",
+    );
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    import(&setup, "alice", &access, &refresh, now() - 10);
+    let _proxy = setup.start_proxy();
+    let r = get(
+        &setup,
+        &setup.mint("quiz", "alice"),
+        "/canvas/api/v1/users/self",
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(json_of(r).await["error"], "lms_unavailable");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_keeps_the_token_and_logs_the_platform() {
+    let lms = SandboxLms::start();
+    let mut setup = Setup::new(&lms.origin, "");
+    setup
+        .env
+        .insert("CANVAS_CLIENT_SECRET".into(), "not-the-secret".into());
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    import(&setup, "alice", &access, &refresh, now() - 10);
+    let proxy = setup.start_proxy();
+    let r = get(
+        &setup,
+        &setup.mint("quiz", "alice"),
+        "/canvas/api/v1/users/self",
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert_eq!(json_of(r).await["error"], "lms_unavailable");
+    assert_eq!(stored_users(&setup), vec!["alice"]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = proxy.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains("client_id/client_secret"))
+        .unwrap_or_else(|| panic!("no error line naming the platform:\n{log}"));
+    assert!(
+        line.contains("\"level\":\"ERROR\"") && line.contains("\"platform\":\"canvas\""),
+        "{line}"
+    );
+    assert!(!log.contains("not-the-secret"));
+}
+
+#[tokio::test]
+async fn a_dead_token_on_the_wire_is_refreshed_and_the_request_replayed() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    import(&setup, "alice", &access, &refresh, now() + 3600);
+    let proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    // The proxy thinks the token is good for an hour; the LMS has expired it.
+    lms.admin("expire", json!({"access_token": access})).await;
+    let r = client()
+        .post(setup.url("/canvas/api/v1/courses/1/discussion_topics"))
+        .bearer_auth(&jwt)
+        .header("content-type", "application/json")
+        .body("{\"title\":\"replayed\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", proxy.log_text());
+    assert_eq!(r.text().await.unwrap(), "{\"title\":\"replayed\"}");
+    assert_eq!(lms.stats().await["refresh_token"], 1);
+
+    // 401 without WWW-Authenticate and the throttle's 403 are the LMS's answers: no refresh.
+    assert_eq!(
+        get(&setup, &jwt, "/canvas/api/v1/accounts/1")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(lms.stats().await["refresh_token"], 1);
+}
+
+#[tokio::test]
+async fn a_body_too_large_to_replay_answers_authorization_required() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    import(&setup, "alice", &access, &refresh, now() + 3600);
+    let _proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    lms.admin("expire", json!({"access_token": access})).await;
+    // Past pingora's 64 KiB replay buffer, under the sandbox's 2 MiB body limit.
+    let big = "x".repeat(1024 * 1024);
+    let r = client()
+        .post(setup.url("/canvas/api/v1/courses/1/discussion_topics"))
+        .bearer_auth(&jwt)
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(json_of(r).await["error"], "authorization_required");
+    // The token was refreshed all the same, so the tool's next try goes through.
+    assert_eq!(
+        get(&setup, &jwt, "/canvas/api/v1/users/self")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(lms.stats().await["refresh_token"], 1);
+}
+
+#[tokio::test]
+async fn when_the_refreshed_token_is_rejected_too_the_grant_is_dropped() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    import(&setup, "alice", &access, &refresh, now() + 3600);
+    let _proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    lms.admin("expire", json!({"access_token": access})).await;
+    // Every new token is born expired: the replay fails as well.
+    lms.admin("settings", json!({"access_token_ttl": 0})).await;
+    let r = get(&setup, &jwt, "/canvas/api/v1/users/self").await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(json_of(r).await["error"], "authorization_required");
+    assert_eq!(lms.stats().await["refresh_token"], 1);
+    assert!(stored_users(&setup).is_empty());
+}
