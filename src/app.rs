@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::crypto::Crypto;
 use crate::identity::ToolAuth;
 use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
 use crate::oauth::client::OAuthClients;
 use crate::routes::RouteTable;
 use crate::store;
@@ -17,6 +18,7 @@ pub struct App {
     pub auth: ToolAuth,
     pub crypto: Arc<Crypto>,
     pub lifecycle: Lifecycle,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,10 +35,14 @@ impl App {
         let store = store::open(&config.store).await?;
         let tokens = Tokens::new(store, Arc::clone(&crypto), &config.tokens);
         let oauth = OAuthClients::new(&config).map_err(AppError::Client)?;
+        let metrics = Arc::new(Metrics::new(
+            config.platforms.iter().map(|p| p.id.clone()).collect(),
+        ));
         Ok(Self {
             routes: RouteTable::new(&config),
             auth: ToolAuth::new(&config),
-            lifecycle: Lifecycle::new(tokens, oauth, &config.tokens),
+            lifecycle: Lifecycle::new(tokens, oauth, &config.tokens, Arc::clone(&metrics)),
+            metrics,
             crypto,
             config: Arc::new(config),
         })

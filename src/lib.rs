@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod oauth;
 pub mod proxy;
 pub mod rewrite;

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Platform, TokensConfig};
+use crate::metrics::{Metrics, RefreshOutcome};
 use crate::oauth::client::{Grant, OAuthClients, TokenEndpointError};
 use crate::tokens::{now_unix, TokenError, TokenRecord, Tokens};
 use crate::types::{AccessToken, TokenKey};
@@ -54,11 +55,18 @@ pub struct Lifecycle {
     pub oauth: OAuthClients,
     skew_secs: i64,
     locks: Mutex<HashMap<TokenKey, UserLock>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Lifecycle {
-    pub fn new(tokens: Tokens, oauth: OAuthClients, config: &TokensConfig) -> Self {
+    pub fn new(
+        tokens: Tokens,
+        oauth: OAuthClients,
+        config: &TokensConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
+            metrics,
             tokens,
             oauth,
             skew_secs: config.refresh_skew.as_secs() as i64,
@@ -148,7 +156,14 @@ impl Lifecycle {
             self.tokens.delete(key).await?;
             return Ok(Usable::Missing { cache_hit: false });
         };
-        match self.oauth.refresh(platform, &refresh_token).await {
+        let result = self.oauth.refresh(platform, &refresh_token).await;
+        self.metrics.refresh(match &result {
+            Ok(_) => RefreshOutcome::Refreshed,
+            Err(TokenEndpointError::Refused(_)) => RefreshOutcome::Refused,
+            Err(TokenEndpointError::InvalidClient(_)) => RefreshOutcome::InvalidClient,
+            Err(TokenEndpointError::Unavailable(_)) => RefreshOutcome::Unavailable,
+        });
+        match result {
             Ok(grant) => {
                 let record = refreshed(&current, grant, now);
                 // Persist first: a provider that rotates refresh tokens has already

@@ -30,6 +30,10 @@ pub fn run(config: Config) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Start(e.to_string()))?;
     let app = Arc::new(startup.block_on(App::new(config))?);
     drop(startup);
+    if let Some(addr) = app.config.server.metrics_listen {
+        crate::metrics::serve(addr, Arc::clone(&app.metrics)).map_err(ServeError::Start)?;
+        tracing::info!(listen = %addr, "metrics on /metrics");
+    }
     let server = build(app)?;
     server.run_forever()
 }

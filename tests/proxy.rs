@@ -606,3 +606,66 @@ async fn one_json_log_line_per_request_and_no_secret_in_the_log() {
         );
     }
 }
+
+#[tokio::test]
+async fn prometheus_metrics_count_requests_and_refreshes() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let metrics_port = free_port();
+    let config = std::fs::read_to_string(setup.config_path()).unwrap();
+    std::fs::write(
+        setup.config_path(),
+        config.replacen(
+            "threads = 2",
+            &format!("threads = 2\nmetrics_listen = \"127.0.0.1:{metrics_port}\""),
+            1,
+        ),
+    )
+    .unwrap();
+    let access = lms.issue(42, 3600, None).await;
+    setup.import(
+        "quiz",
+        &format!("{{\"user\":\"alice\",\"access_token\":\"{access}\"}}\n"),
+    );
+    let _proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    for _ in 0..3 {
+        let r = client()
+            .get(setup.url("/canvas/api/v1/users/self"))
+            .bearer_auth(&jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let _ = client().get(setup.url("/nowhere")).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let text = client()
+        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("lms_proxy_requests_total{platform=\"canvas\",status=\"2xx\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lms_proxy_requests_total{platform=\"none\",status=\"4xx\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lms_proxy_token_cache_total{result=\"hit\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lms_proxy_token_cache_total{result=\"miss\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lms_proxy_token_refreshes_total{outcome=\"refreshed\"} 0"),
+        "{text}"
+    );
+}

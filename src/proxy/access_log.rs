@@ -4,8 +4,9 @@
 use pingora::proxy::Session;
 
 use super::RequestCtx;
+use crate::metrics::Metrics;
 
-pub fn log(session: &Session, ctx: &RequestCtx) {
+pub fn log(session: &Session, ctx: &RequestCtx, metrics: &Metrics) {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let route = ctx.facts.route.as_ref();
@@ -15,6 +16,13 @@ pub fn log(session: &Session, ctx: &RequestCtx) {
         Some(false) => "miss",
         None => "-",
     };
+    let total_micros = ctx.started.map_or(0, |t| t.elapsed().as_micros() as u64);
+    metrics.request(
+        route.map(|r| &r.platform.id),
+        status,
+        total_micros,
+        ctx.facts.cache_hit,
+    );
     tracing::info!(
         target: "lms_proxy::access",
         method = %req.method,
@@ -25,7 +33,7 @@ pub fn log(session: &Session, ctx: &RequestCtx) {
         tool = identity.map_or("-", |i| i.tool.id.as_str()),
         user = identity.map_or("-", |i| i.user.as_str()),
         upstream_ms = ctx.upstream_ms.map(|ms| ms as u64),
-        total_ms = ctx.started.map_or(0, |t| t.elapsed().as_millis() as u64),
+        total_ms = total_micros / 1000,
         cache,
         error = ctx.error.unwrap_or("-"),
         "request"

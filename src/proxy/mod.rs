@@ -338,7 +338,7 @@ impl ProxyHttp for LmsProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        access_log::log(session, ctx);
+        access_log::log(session, ctx, &self.app.metrics);
     }
 
     /// Pingora's error lines name the request with this; the query is left out because a
