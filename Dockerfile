@@ -13,6 +13,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && useradd --system --uid 10001 --home-dir /var/lib/lms-proxy --create-home lms-proxy
 COPY --from=build /src/target/release/lms-proxy /usr/local/bin/lms-proxy
 COPY conf/lms-proxy.toml /etc/lms-proxy/lms-proxy.toml
+# The example, made fit for a container: listen on all interfaces, keep the store in the
+# writable home (mount a volume there). Mount your own file over it for real use.
+RUN sed -i -e 's|^listen = "127.0.0.1:8080"|listen = "0.0.0.0:8080"|' \
+           -e 's|^url = "sqlite://data/lms-proxy.db"|url = "sqlite:///var/lib/lms-proxy/lms-proxy.db"|' \
+           /etc/lms-proxy/lms-proxy.toml
+VOLUME /var/lib/lms-proxy
 USER lms-proxy
 WORKDIR /var/lib/lms-proxy
 EXPOSE 8080
