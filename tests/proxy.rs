@@ -669,3 +669,83 @@ async fn prometheus_metrics_count_requests_and_refreshes() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn tools_may_sign_with_es256_or_eddsa_keys() {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let lms = SandboxLms::start();
+    let setup = Setup::new(
+        &lms.origin,
+        r#"
+[[tools]]
+id = "es"
+public_key_file = "es.pem"
+platforms = ["canvas"]
+
+[[tools]]
+id = "ed"
+public_key_file = "ed.pem"
+platforms = ["canvas"]
+"#,
+    );
+    let es = rcgen::KeyPair::generate().unwrap();
+    let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    std::fs::write(setup.dir.path().join("es.pem"), es.public_key_pem()).unwrap();
+    std::fs::write(setup.dir.path().join("ed.pem"), ed.public_key_pem()).unwrap();
+    let access = lms.issue(44, 3600, None).await;
+    for tool in ["es", "ed"] {
+        setup.import(
+            tool,
+            &format!("{{\"user\":\"u\",\"access_token\":\"{access}\"}}\n"),
+        );
+    }
+    let _proxy = setup.start_proxy();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = |iss: &str| serde_json::json!({"iss": iss, "sub": "u", "aud": setup.url(""), "exp": now + 300});
+    let es_jwt = encode(
+        &Header::new(Algorithm::ES256),
+        &claims("es"),
+        &EncodingKey::from_ec_pem(es.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    let ed_jwt = encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims("ed"),
+        &EncodingKey::from_ed_pem(ed.serialize_pem().as_bytes()).unwrap(),
+    )
+    .unwrap();
+    for jwt in [&es_jwt, &ed_jwt] {
+        let r = client()
+            .get(setup.url("/canvas/api/v1/users/self"))
+            .bearer_auth(jwt)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(json_of(r).await["id"], 44);
+    }
+    // Algorithm confusion: HS256 "signed" with the public key is refused.
+    let confused = encode(
+        &Header::default(),
+        &claims("es"),
+        &EncodingKey::from_secret(es.public_key_pem().as_bytes()),
+    )
+    .unwrap();
+    let r = client()
+        .get(setup.url("/canvas/api/v1/users/self"))
+        .bearer_auth(&confused)
+        .send()
+        .await
+        .unwrap();
+    expect_error(r, 401, "invalid_tool_credentials").await;
+    // mint signs HS256 only, and says so.
+    let out = setup.cli(
+        &["mint", "-c", "{config}", "--tool", "es", "--user", "u"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no secret_env"));
+}
