@@ -63,13 +63,7 @@ pub async fn admit(
     let rest = found.rest.to_string();
     facts.route = Some(Arc::clone(&route));
 
-    let identity = app.auth.authenticate(
-        req.headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-        req.headers.get("x-lms-user").map(|v| v.as_bytes()),
-        now,
-    )?;
+    let identity = app.auth.authenticate_headers(&req.headers, now)?;
     facts.identity = Some(identity.clone());
 
     let platform = &route.platform;

@@ -152,6 +152,21 @@ impl ToolAuth {
         }
     }
 
+    /// Authenticates from a request's headers: `Authorization`, and `X-LMS-User` for API keys.
+    pub fn authenticate_headers(
+        &self,
+        headers: &http::HeaderMap,
+        now: i64,
+    ) -> Result<Identity, CredentialError> {
+        self.authenticate(
+            headers
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+            headers.get("x-lms-user").map(|v| v.as_bytes()),
+            now,
+        )
+    }
+
     /// Verifies a tool JWT on its own (the browser-facing `/oauth/start?token=` uses it too).
     pub fn verify_jwt(&self, jwt: &str, now: i64) -> Result<Identity, CredentialError> {
         let digest = sha256(jwt.as_bytes());

@@ -27,13 +27,7 @@ struct Caller {
 }
 
 fn caller(app: &App, req: &Parts, platform_id: &str, now: i64) -> Result<Caller, ProxyError> {
-    let identity = app.auth.authenticate(
-        req.headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes()),
-        req.headers.get("x-lms-user").map(|v| v.as_bytes()),
-        now,
-    )?;
+    let identity = app.auth.authenticate_headers(&req.headers, now)?;
     let platform = app
         .config
         .platform(&PlatformId::new(platform_id))
