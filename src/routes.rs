@@ -92,9 +92,14 @@ pub fn is_reserved(path: &str) -> bool {
 /// once the LMS normalises it, so such paths are refused outright.
 pub fn has_dot_segments(path: &str) -> bool {
     path.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
+        let dot = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
+        match segment.len() {
+            1 | 3 => dot(segment),
+            // "..", ".%2e", "%2e.", "%2e%2e"
+            2 | 4 | 6 => (1..segment.len())
+                .any(|i| segment.is_char_boundary(i) && dot(&segment[..i]) && dot(&segment[i..])),
+            _ => false,
+        }
     })
 }
 
@@ -228,6 +233,11 @@ mod tests {
     fn dot_segments_are_spotted() {
         assert!(has_dot_segments("/api/../login"));
         assert!(has_dot_segments("/api/%2E%2e/login"));
+        assert!(has_dot_segments("/api/.%2e/login"));
+        assert!(has_dot_segments("/api/%2e./login"));
+        assert!(has_dot_segments("/api/%2e"));
+        assert!(!has_dot_segments("/api/.x/login"));
+        assert!(!has_dot_segments("/api/%2e%2e%2e"));
         assert!(has_dot_segments("/api/./x"));
         assert!(!has_dot_segments("/api/v1/files/a..b"));
     }

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Load benchmark: lms-proxy against nginx and against no proxy at all, on loopback.
+#
+#   A  wrk -> upstream nginx (a fixed Canvas-like JSON body)
+#   B  wrk -> nginx reverse proxy adding a fixed Authorization header -> upstream
+#   P  wrk -> bare Pingora proxy adding a fixed header (examples/bare_proxy.rs) -> upstream
+#   C  wrk -> lms-proxy, 10,000 connected users, a random user's JWT per request -> upstream
+#
+# Same connections and duration for each; rounds interleave (A B P C A B P C ...) because the
+# machine's speed drifts. Prints one JSON line per run on stdout; benches/report.py makes the
+# table. Everything listens on 127.0.0.1 and is stopped on exit.
+#
+# usage: benches/load.sh [--duration SECS] [--connections N] [--rounds N] [--users N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=10
+CONNECTIONS=64
+ROUNDS=3
+USERS=10000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) DURATION=$2; shift 2 ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --users) USERS=$2; shift 2 ;;
+    *) echo "usage: $0 [--duration SECS] [--connections N] [--rounds N] [--users N]" >&2; exit 2 ;;
+  esac
+done
+
+for tool in nginx wrk python3; do
+  if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "load.sh: installing $tool" >&2
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
+    else
+      echo "load.sh: needs $tool (apt-get install nginx wrk python3)" >&2; exit 1
+    fi
+  fi
+done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --quiet --release --bin lms-proxy --example bare_proxy
+BIN=target/release/lms-proxy
+BARE=target/release/examples/bare_proxy
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  [ -f "$WORK/up/nginx.pid" ] && kill "$(cat "$WORK/up/nginx.pid")" 2>/dev/null || true
+  [ -f "$WORK/rp/nginx.pid" ] && kill "$(cat "$WORK/rp/nginx.pid")" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "load.sh: nothing listens on $1" >&2; exit 1
+}
+
+PA=$(free_port); PB=$(free_port); PP=$(free_port); PC=$(free_port); PS=$(free_port)
+BODY='[{"id":1,"name":"Course 1","course_code":"C001","workflow_state":"available"},{"id":2,"name":"Course 2","course_code":"C002","workflow_state":"available"}]'
+
+nginx_conf() { # dir workers server-block
+  mkdir -p "$1"
+  cat > "$1/nginx.conf" <<CONF
+worker_processes $2;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+daemon on;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  $3
+}
+CONF
+  "$NGINX" -c "$1/nginx.conf" -p "$1"
+}
+
+# A: the upstream, one worker, a fixed body on every path.
+nginx_conf "$WORK/up" 1 "server { listen 127.0.0.1:$PA; location / { default_type application/json; return 200 '$BODY'; } }"
+# B: nginx as a reverse proxy adding the header, with upstream keep-alive.
+nginx_conf "$WORK/rp" 2 "upstream up { server 127.0.0.1:$PA; keepalive 128; }
+  server { listen 127.0.0.1:$PB; location / { proxy_pass http://up; proxy_http_version 1.1;
+    proxy_set_header Connection \"\"; proxy_set_header Authorization \"Bearer fixed-benchmark-token\"; } }"
+# P: bare pingora.
+"$BARE" "127.0.0.1:$PP" "127.0.0.1:$PA" 2 >/dev/null 2>&1 &
+PPID_BARE=$!
+PIDS+=($PPID_BARE)
+
+# C: lms-proxy with USERS connected users; tokens issued by the sandbox LMS's token
+# endpoint settings (it is the token_url), API calls answered by the upstream nginx.
+SANDBOX_CLIENT_SECRET=bench-client-secret "$BIN" sandbox --listen "127.0.0.1:$PS" >/dev/null 2>&1 &
+PIDS+=($!)
+export LMS_PROXY_KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')
+export BENCH_TOOL_SECRET=bench-tool-secret-bench-tool-secret-0123
+export CANVAS_CLIENT_SECRET=bench-client-secret
+cat > "$WORK/lms-proxy.toml" <<CONF
+[server]
+listen = "127.0.0.1:$PC"
+public_url = "http://127.0.0.1:$PC"
+key_env = "LMS_PROXY_KEY"
+threads = 2
+
+[store]
+url = "sqlite://lms-proxy.db"
+
+[[platforms]]
+id = "canvas"
+kind = "canvas"
+base_url = "http://127.0.0.1:$PA"
+token_url = "http://127.0.0.1:$PS/login/oauth2/token"
+client_id = "10000000000001"
+client_secret_env = "CANVAS_CLIENT_SECRET"
+
+[[routes]]
+prefix = "/canvas"
+platform = "canvas"
+
+[[tools]]
+id = "bench"
+secret_env = "BENCH_TOOL_SECRET"
+platforms = ["canvas"]
+CONF
+python3 benches/gen_users.py "$USERS" "http://127.0.0.1:$PC" "$BENCH_TOOL_SECRET" "$WORK/tokens.jsonl" "$WORK/jwts.txt"
+"$BIN" tokens import -c "$WORK/lms-proxy.toml" --platform canvas --tool bench < "$WORK/tokens.jsonl" >/dev/null
+"$BIN" run -c "$WORK/lms-proxy.toml" > /dev/null 2> "$WORK/lms-proxy.log" &
+CPID=$!
+PIDS+=($CPID)
+
+for p in "$PA" "$PB" "$PP" "$PC" "$PS"; do wait_port "$p"; done
+
+cat > "$WORK/fixed.lua" <<'LUA'
+done = function(summary, latency, requests)
+  io.write(string.format('{"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d}\n',
+    summary.requests, summary.duration, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
+end
+LUA
+cat > "$WORK/users.lua" <<LUA
+local jwts = {}
+for line in io.lines("$WORK/jwts.txt") do jwts[#jwts + 1] = line end
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. jwts[math.random(#jwts)] })
+end
+LUA
+cat "$WORK/fixed.lua" >> "$WORK/users.lua"
+
+# Warm up every target (connections, caches) before measuring.
+for url in "http://127.0.0.1:$PA/api/v1/courses" "http://127.0.0.1:$PB/api/v1/courses" "http://127.0.0.1:$PP/api/v1/courses"; do
+  wrk -t2 -c"$CONNECTIONS" -d2s -s "$WORK/users.lua" "$url" >/dev/null
+done
+wrk -t2 -c"$CONNECTIONS" -d3s -s "$WORK/users.lua" "http://127.0.0.1:$PC/canvas/api/v1/courses" >/dev/null
+
+if [ -n "${LOAD_PROFILE:-}" ]; then
+  # Profile lms-proxy under load instead of measuring (for finding the hot path).
+  perf record -g -p "$CPID" -o "$LOAD_PROFILE" -- sleep "$DURATION" >/dev/null 2>&1 &
+  PERF=$!
+  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/users.lua" "http://127.0.0.1:$PC/canvas/api/v1/courses" >/dev/null
+  wait "$PERF" || true
+  echo "upstream sockets in TIME_WAIT: $(ss -tan state time-wait "( dport = :$PA )" | tail -n +2 | wc -l)" >&2
+  exit 0
+fi
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+TICKS=$(getconf CLK_TCK)
+
+for round in $(seq 1 "$ROUNDS"); do
+  for variant in A B P C; do
+    case $variant in
+      A) url="http://127.0.0.1:$PA/api/v1/courses" ;;
+      B) url="http://127.0.0.1:$PB/api/v1/courses" ;;
+      P) url="http://127.0.0.1:$PP/api/v1/courses" ;;
+      C) url="http://127.0.0.1:$PC/canvas/api/v1/courses" ;;
+    esac
+    # Every variant gets the same requests (a random user's JWT), so wrk's own cost is
+    # the same in each; A, B and P ignore the header.
+    script="$WORK/users.lua"
+    measured=""
+    case $variant in P) measured=$PPID_BARE ;; C) measured=$CPID ;; esac
+    [ -n "$measured" ] && before=$(cpu_ticks "$measured")
+    result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$script" "$url" | tail -n 1)
+    extra=""
+    if [ -n "$measured" ]; then
+      after=$(cpu_ticks "$measured")
+      extra=$(printf ',"cpu_seconds":%s,"rss_kib":%s' "$(python3 -c "print(($after - $before) / $TICKS)")" "$(rss_kib "$measured")")
+    fi
+    printf '{"round":%d,"variant":"%s","connections":%d,"users":%d%s,"wrk":%s}\n' \
+      "$round" "$variant" "$CONNECTIONS" "$USERS" "$extra" "$result"
+  done
+done
