@@ -53,7 +53,7 @@ pub struct ConfigArg {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    let _log_guard = logging::init(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => load(&args.config)
             .and_then(|config| crate::server::run(config).map_err(|e| format!("error: {e}"))),
