@@ -28,13 +28,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for tool in nginx wrk python3; do
+for tool in nginx wrk python3 hey; do
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "load.sh: installing $tool" >&2
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
     else
-      echo "load.sh: needs $tool (apt-get install nginx wrk python3)" >&2; exit 1
+      echo "load.sh: needs $tool (apt-get install nginx wrk python3 hey)" >&2; exit 1
     fi
   fi
 done
@@ -175,6 +175,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 TICKS=$(getconf CLK_TCK)
 
+C_RATES=()
 for round in $(seq 1 "$ROUNDS"); do
   for variant in A B P C; do
     case $variant in
@@ -197,5 +198,29 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     printf '{"round":%d,"variant":"%s","connections":%d,"users":%d%s,"wrk":%s}\n' \
       "$round" "$variant" "$CONNECTIONS" "$USERS" "$extra" "$result"
+    if [ "$variant" = C ]; then
+      C_RATES+=("$(python3 -c "import json,sys; w=json.loads(sys.argv[1]); print(int(w['requests'] / (w['duration_us'] / 1e6)))" "$result")")
+    fi
   done
 done
+C_PEAK_RPS=$(printf '%s\n' "${C_RATES[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}')
+
+# Latency at half of C's peak rate: the same constant rate through P and through C (hey,
+# one user's JWT; wrk cannot hold a rate). p99 of each, to compare at a load both sustain.
+if command -v hey >/dev/null 2>&1 && [ -n "${C_PEAK_RPS:-}" ]; then
+  HALF=$(( C_PEAK_RPS / 2 ))
+  PER_WORKER=$(( HALF / CONNECTIONS > 0 ? HALF / CONNECTIONS : 1 ))
+  ONE_JWT=$(head -n 1 "$WORK/jwts.txt")
+  for variant in P C; do
+    case $variant in
+      P) url="http://127.0.0.1:$PP/api/v1/courses" ;;
+      C) url="http://127.0.0.1:$PC/canvas/api/v1/courses" ;;
+    esac
+    report=$(hey -z "${DURATION}s" -c "$CONNECTIONS" -q "$PER_WORKER" -H "Authorization: Bearer $ONE_JWT" "$url")
+    p99=$(printf '%s\n' "$report" | awk '/ 99% in / {print $3 * 1000}')
+    p50=$(printf '%s\n' "$report" | awk '/ 50% in / {print $3 * 1000}')
+    rps=$(printf '%s\n' "$report" | awk '/Requests\/sec:/ {print $2}')
+    printf '{"half_rate":true,"variant":"%s","target_rps":%d,"rps":%s,"p50_ms":%s,"p99_ms":%s}\n' \
+      "$variant" "$HALF" "${rps:-0}" "${p50:-0}" "${p99:-0}"
+  done
+fi
