@@ -28,12 +28,7 @@ async fn world() -> World {
 
 impl World {
     async fn authorize_url(&self, jwt: &str) -> String {
-        let r = client()
-            .get(self.setup.url("/canvas/api/v1/users/self"))
-            .bearer_auth(jwt)
-            .send()
-            .await
-            .unwrap();
+        let r = self.setup.get_as(jwt, "/canvas/api/v1/users/self").await;
         assert_eq!(r.status(), 401);
         json_of(r).await["authorize_url"]
             .as_str()
@@ -42,21 +37,14 @@ impl World {
     }
 
     async fn me(&self, jwt: &str) -> reqwest::Response {
-        client()
-            .get(self.setup.url("/canvas/api/v1/users/self"))
-            .bearer_auth(jwt)
-            .send()
-            .await
-            .unwrap()
+        self.setup.get_as(jwt, "/canvas/api/v1/users/self").await
     }
 
     async fn status(&self, jwt: &str, query: &str) -> Value {
-        let r = client()
-            .get(self.setup.url(&format!("/api/oauth/status/canvas{query}")))
-            .bearer_auth(jwt)
-            .send()
-            .await
-            .unwrap();
+        let r = self
+            .setup
+            .get_as(jwt, &format!("/api/oauth/status/canvas{query}"))
+            .await;
         assert_eq!(r.status(), 200);
         json_of(r).await
     }
@@ -299,12 +287,7 @@ async fn lms_errors_go_back_to_the_tool_and_store_nothing() {
     let setup = Setup::with_platform(&lms.origin, "scopes = [\"not-a-canvas-scope\"]", "");
     let _proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "frank");
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
     let consent = begin_consent(json_of(r).await["authorize_url"].as_str().unwrap()).await;
     assert_eq!(
         consent
@@ -378,12 +361,10 @@ async fn access_token_export_needs_export_tokens() {
         &format!("{{\"user\":\"hal\",\"access_token\":\"{access}\",\"expires_in\":3600}}\n"),
     );
     let exporter = w.setup.mint("exporter", "hal");
-    let r = client()
-        .get(w.setup.url("/api/oauth/access-token/canvas"))
-        .bearer_auth(&exporter)
-        .send()
-        .await
-        .unwrap();
+    let r = w
+        .setup
+        .get_as(&exporter, "/api/oauth/access-token/canvas")
+        .await;
     assert_eq!(r.status(), 200);
     let body = json_of(r).await;
     assert_eq!(body["token_type"], "Bearer");
@@ -392,21 +373,17 @@ async fn access_token_export_needs_export_tokens() {
     assert!((3500..=3600).contains(&expires_in), "{expires_in}");
 
     let quiz = w.setup.mint("quiz", "hal");
-    let r = client()
-        .get(w.setup.url("/api/oauth/access-token/canvas"))
-        .bearer_auth(&quiz)
-        .send()
-        .await
-        .unwrap();
+    let r = w
+        .setup
+        .get_as(&quiz, "/api/oauth/access-token/canvas")
+        .await;
     assert_eq!(r.status(), 403);
     assert_eq!(json_of(r).await["error"], "forbidden");
     let nobody = w.setup.mint("exporter", "nobody");
-    let r = client()
-        .get(w.setup.url("/api/oauth/access-token/canvas"))
-        .bearer_auth(&nobody)
-        .send()
-        .await
-        .unwrap();
+    let r = w
+        .setup
+        .get_as(&nobody, "/api/oauth/access-token/canvas")
+        .await;
     assert_eq!(r.status(), 401);
     assert_eq!(json_of(r).await["error"], "authorization_required");
     let r = client()

@@ -36,12 +36,7 @@ async fn world(extra: &str) -> World {
 
 impl World {
     async fn get(&self, path: &str) -> reqwest::Response {
-        client()
-            .get(self.setup.url(path))
-            .bearer_auth(&self.jwt)
-            .send()
-            .await
-            .expect("request")
+        self.setup.get_as(&self.jwt, path).await
     }
 }
 
@@ -187,19 +182,9 @@ async fn insufficient_scope_passes_through() {
     );
     let _proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "alice");
-    let r = client()
-        .get(setup.url("/canvas/api/v1/courses"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/courses").await;
     assert_eq!(r.status(), 200);
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_none());
     assert_eq!(
@@ -439,12 +424,7 @@ async fn jwts_with_wrong_audience_or_unknown_tool_are_refused() {
         ),
     ];
     for jwt in cases {
-        let r = client()
-            .get(w.setup.url("/canvas/api/v1/users/self"))
-            .bearer_auth(&jwt)
-            .send()
-            .await
-            .unwrap();
+        let r = w.setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
         expect_error(r, 401, "invalid_tool_credentials").await;
     }
 }
@@ -484,12 +464,7 @@ async fn one_tool_never_uses_another_tools_grant() {
     let w = world("").await;
     // `other` names the same user key as quiz's alice, but alice never consented to it.
     let other = w.setup.mint("other", "alice");
-    let r = client()
-        .get(w.setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let r = w.setup.get_as(&other, "/canvas/api/v1/users/self").await;
     expect_error(r, 401, "authorization_required").await;
 }
 
@@ -508,12 +483,7 @@ async fn unreachable_and_slow_lms() {
         ..
     } = w;
     drop(lms);
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
     expect_error(r, 502, "upstream_unavailable").await;
 }
 
@@ -531,21 +501,11 @@ async fn health_readiness_and_a_restart_keeps_users_connected() {
         let _proxy = setup.start_proxy();
         let r = client().get(setup.url("/readyz")).send().await.unwrap();
         assert_eq!(r.status(), 200);
-        let r = client()
-            .get(setup.url("/canvas/api/v1/users/self"))
-            .bearer_auth(&jwt)
-            .send()
-            .await
-            .unwrap();
+        let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
         assert_eq!(r.status(), 200);
     }
     let _proxy = setup.start_proxy();
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
     assert_eq!(r.status(), 200);
 }
 
@@ -563,12 +523,7 @@ async fn one_json_log_line_per_request_and_no_secret_in_the_log() {
         .await
         .unwrap();
     let bob = w.setup.mint("quiz", "bob");
-    let _ = client()
-        .get(w.setup.url("/canvas/api/v1/courses"))
-        .bearer_auth(&bob)
-        .send()
-        .await
-        .unwrap();
+    let _ = w.setup.get_as(&bob, "/canvas/api/v1/courses").await;
     // Let the last log line land.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let log = w.proxy.log_text();
@@ -630,12 +585,7 @@ async fn prometheus_metrics_count_requests_and_refreshes() {
     let _proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "alice");
     for _ in 0..3 {
-        let r = client()
-            .get(setup.url("/canvas/api/v1/users/self"))
-            .bearer_auth(&jwt)
-            .send()
-            .await
-            .unwrap();
+        let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
         assert_eq!(r.status(), 200);
     }
     let _ = client().get(setup.url("/nowhere")).send().await.unwrap();
@@ -718,12 +668,7 @@ platforms = ["canvas"]
     )
     .unwrap();
     for jwt in [&es_jwt, &ed_jwt] {
-        let r = client()
-            .get(setup.url("/canvas/api/v1/users/self"))
-            .bearer_auth(jwt)
-            .send()
-            .await
-            .unwrap();
+        let r = setup.get_as(jwt, "/canvas/api/v1/users/self").await;
         assert_eq!(r.status(), 200);
         assert_eq!(json_of(r).await["id"], 44);
     }
@@ -734,12 +679,7 @@ platforms = ["canvas"]
         &EncodingKey::from_secret(es.public_key_pem().as_bytes()),
     )
     .unwrap();
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&confused)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&confused, "/canvas/api/v1/users/self").await;
     expect_error(r, 401, "invalid_tool_credentials").await;
     // mint signs HS256 only, and says so.
     let out = setup.cli(

@@ -24,12 +24,7 @@ fn import(setup: &Setup, user: &str, access: &str, refresh: &str, expires_at: i6
 }
 
 async fn get(setup: &Setup, jwt: &str, path: &str) -> reqwest::Response {
-    client()
-        .get(setup.url(path))
-        .bearer_auth(jwt)
-        .send()
-        .await
-        .unwrap()
+    setup.get_as(jwt, path).await
 }
 
 fn stored_users(setup: &Setup) -> Vec<String> {

@@ -79,12 +79,7 @@ async fn verifies_the_lms_certificate_against_ca_file_with_sni() {
     );
     let proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "u");
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
     assert_eq!(r.status(), 200, "{}", proxy.log_text());
     assert_eq!(json_of(r).await["id"], 43);
     drop(proxy);
@@ -99,12 +94,7 @@ async fn verifies_the_lms_certificate_against_ca_file_with_sni() {
     );
     let _proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "u");
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
     assert_eq!(r.status(), 502);
     assert_eq!(json_of(r).await["error"], "upstream_unavailable");
 }
@@ -122,12 +112,7 @@ async fn without_ca_file_an_unknown_ca_is_refused() {
     );
     let _proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "u");
-    let r = client()
-        .get(setup.url("/canvas/api/v1/users/self"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = setup.get_as(&jwt, "/canvas/api/v1/users/self").await;
     assert_eq!(r.status(), 502);
 }
 

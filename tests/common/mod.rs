@@ -240,6 +240,20 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// `GET path` on the proxy with `credential` as the bearer (a tool JWT or API key).
+    pub async fn get_as(
+        &self,
+        credential: impl std::fmt::Display,
+        path: &str,
+    ) -> reqwest::Response {
+        client()
+            .get(self.url(path))
+            .bearer_auth(credential)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Runs a CLI command with this setup's environment and `-c CONFIG` where `{config}` stands.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let config = self.config_path();
