@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -130,10 +129,9 @@ impl ToolAuth {
             api_keys,
             audience: config.server.public_url.clone(),
             max_ttl_secs: config.server.max_tool_token_ttl.as_secs(),
-            verified: moka::sync::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(Duration::from_secs(15 * 60))
-                .build(),
+            // No time_to_live: every hit checks the JWT's own `exp`, and moka's expiry timers
+            // cost about as much as the lookup on the request path.
+            verified: moka::sync::Cache::builder().max_capacity(100_000).build(),
         }
     }
 

@@ -5,6 +5,7 @@
 //! requests for a cold user costs one query.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +55,17 @@ pub struct Lookup {
 pub struct Tokens {
     store: Arc<dyn TokenStore>,
     crypto: Arc<Crypto>,
-    cache: moka::future::Cache<TokenKey, Arc<TokenRecord>>,
+    cache: moka::future::Cache<TokenKey, Cached>,
+    ttl: Duration,
+}
+
+/// A cache entry and when it was read from (or written to) the store. The age is checked on
+/// read instead of with moka's `time_to_live`, whose timer wheel cost about as much as the
+/// lookup itself on the request path.
+#[derive(Clone)]
+struct Cached {
+    record: Arc<TokenRecord>,
+    at: Instant,
 }
 
 enum LoadError {
@@ -66,14 +77,14 @@ impl Tokens {
     pub fn new(store: Arc<dyn TokenStore>, crypto: Arc<Crypto>, config: &TokensConfig) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_capacity)
-            // Bounded life so a token deleted or replaced by another instance or by
-            // `lms-proxy tokens` is seen here within the TTL.
-            .time_to_live(config.cache_ttl)
             .build();
         Self {
             store,
             crypto,
             cache,
+            // Bounded life so a token deleted or replaced by another instance or by
+            // `lms-proxy tokens` is seen here within the TTL.
+            ttl: config.cache_ttl,
         }
     }
 
@@ -82,18 +93,24 @@ impl Tokens {
     }
 
     pub async fn get(&self, key: &TokenKey) -> Result<Lookup, TokenError> {
-        if let Some(record) = self.cache.get(key).await {
-            return Ok(Lookup {
-                record: Some(record),
-                cache_hit: true,
-            });
+        if let Some(cached) = self.cache.get(key).await {
+            if cached.at.elapsed() < self.ttl {
+                return Ok(Lookup {
+                    record: Some(cached.record),
+                    cache_hit: true,
+                });
+            }
+            self.cache.invalidate(key).await;
         }
         let loaded = self
             .cache
             .try_get_with_by_ref(key, async {
                 match self.store.get(key).await {
                     Ok(Some(row)) => match self.open(&row) {
-                        Some(record) => Ok(Arc::new(record)),
+                        Some(record) => Ok(Cached {
+                            record: Arc::new(record),
+                            at: Instant::now(),
+                        }),
                         None => Err(LoadError::Missing),
                     },
                     Ok(None) => Err(LoadError::Missing),
@@ -102,8 +119,8 @@ impl Tokens {
             })
             .await;
         match loaded {
-            Ok(record) => Ok(Lookup {
-                record: Some(record),
+            Ok(cached) => Ok(Lookup {
+                record: Some(cached.record),
                 cache_hit: false,
             }),
             Err(e) => match &*e {
@@ -119,7 +136,15 @@ impl Tokens {
     /// Writes through to the store first, so the cache never holds what the store lacks.
     pub async fn save(&self, key: TokenKey, record: TokenRecord) -> Result<(), TokenError> {
         self.store.put(self.seal(&key, &record)).await?;
-        self.cache.insert(key, Arc::new(record)).await;
+        self.cache
+            .insert(
+                key,
+                Cached {
+                    record: Arc::new(record),
+                    at: Instant::now(),
+                },
+            )
+            .await;
         Ok(())
     }
 
@@ -203,11 +228,15 @@ mod tests {
     }
 
     async fn tokens(dir: &std::path::Path, key_byte: u8) -> Tokens {
+        tokens_with_ttl(dir, key_byte, Duration::from_secs(60)).await
+    }
+
+    async fn tokens_with_ttl(dir: &std::path::Path, key_byte: u8, ttl: Duration) -> Tokens {
         let store = Arc::new(SqliteStore::open(&dir.join("t.db")).await.unwrap());
         let config = TokensConfig {
             refresh_skew: Duration::from_secs(60),
             cache_capacity: 100,
-            cache_ttl: Duration::from_secs(60),
+            cache_ttl: ttl,
         };
         Tokens::new(
             store,
@@ -248,6 +277,23 @@ mod tests {
         );
         let other = tokens(dir.path(), 8).await.get(&key("u")).await.unwrap();
         assert!(other.record.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_change_behind_the_cache_is_seen_after_the_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokens_with_ttl(dir.path(), 7, Duration::from_millis(100)).await;
+        t.save(key("u"), record()).await.unwrap();
+        // Another instance (or `lms-proxy tokens delete`) removes the row.
+        t.store().delete(&key("u")).await.unwrap();
+        assert!(
+            t.get(&key("u")).await.unwrap().record.is_some(),
+            "still cached"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let lookup = t.get(&key("u")).await.unwrap();
+        assert!(lookup.record.is_none());
+        assert!(!lookup.cache_hit);
     }
 
     #[tokio::test]
