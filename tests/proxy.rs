@@ -219,26 +219,8 @@ async fn the_error_table() {
     let c = client();
     let url = |p: &str| w.setup.url(p);
 
-    expect_error(
-        c.get(url("/nothing/here"))
-            .bearer_auth(&w.jwt)
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "unknown_route",
-    )
-    .await;
-    expect_error(
-        c.get(url("/canvasx/api"))
-            .bearer_auth(&w.jwt)
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "unknown_route",
-    )
-    .await;
+    expect_error(w.get("/nothing/here").await, 404, "unknown_route").await;
+    expect_error(w.get("/canvasx/api").await, 404, "unknown_route").await;
     // Route before credentials: an unknown path is 404 even without a credential.
     expect_error(
         c.get(url("/nothing")).send().await.unwrap(),
@@ -257,11 +239,9 @@ async fn the_error_table() {
     )
     .await;
     expect_error(
-        c.get(url("/canvas/api/v1/users/self"))
-            .bearer_auth("not.a.jwt")
-            .send()
-            .await
-            .unwrap(),
+        w.setup
+            .get_as("not.a.jwt", "/canvas/api/v1/users/self")
+            .await,
         401,
         "invalid_tool_credentials",
     )
@@ -270,22 +250,14 @@ async fn the_error_table() {
     forged.pop();
     forged.push(if w.jwt.ends_with('A') { 'B' } else { 'A' });
     expect_error(
-        c.get(url("/canvas/api/v1/users/self"))
-            .bearer_auth(&forged)
-            .send()
-            .await
-            .unwrap(),
+        w.setup.get_as(&forged, "/canvas/api/v1/users/self").await,
         401,
         "invalid_tool_credentials",
     )
     .await;
     let huge = "a".repeat(10_000);
     expect_error(
-        c.get(url("/canvas/api/v1/users/self"))
-            .bearer_auth(&huge)
-            .send()
-            .await
-            .unwrap(),
+        w.setup.get_as(&huge, "/canvas/api/v1/users/self").await,
         401,
         "invalid_tool_credentials",
     )
@@ -294,11 +266,7 @@ async fn the_error_table() {
     // The `nowhere` tool exists but may not use canvas.
     let nowhere = w.setup.mint("nowhere", "alice");
     expect_error(
-        c.get(url("/canvas/api/v1/users/self"))
-            .bearer_auth(&nowhere)
-            .send()
-            .await
-            .unwrap(),
+        w.setup.get_as(&nowhere, "/canvas/api/v1/users/self").await,
         403,
         "forbidden",
     )
@@ -311,16 +279,7 @@ async fn the_error_table() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    expect_error(
-        c.get(url("/limited/api/v1/courses"))
-            .bearer_auth(&w.jwt)
-            .send()
-            .await
-            .unwrap(),
-        403,
-        "forbidden",
-    )
-    .await;
+    expect_error(w.get("/limited/api/v1/courses").await, 403, "forbidden").await;
     expect_error(
         c.delete(url("/limited/api/v1/users/self"))
             .bearer_auth(&w.jwt)
@@ -351,11 +310,7 @@ async fn the_error_table() {
     // A user without a token: 401 with a consent URL; a browser is redirected to it.
     let bob = w.setup.mint("quiz", "bob");
     let body = expect_error(
-        c.get(url("/canvas/api/v1/users/self"))
-            .bearer_auth(&bob)
-            .send()
-            .await
-            .unwrap(),
+        w.setup.get_as(&bob, "/canvas/api/v1/users/self").await,
         401,
         "authorization_required",
     )

@@ -229,16 +229,21 @@ async fn a_wrong_client_secret_keeps_the_token_and_logs_the_platform() {
     assert!(!log.contains("not-the-secret"));
 }
 
-#[tokio::test]
-async fn a_dead_token_on_the_wire_is_refreshed_and_the_request_replayed() {
+/// Alice's token is good for an hour as far as the proxy knows, but the LMS has expired it.
+async fn expired_at_the_lms() -> (SandboxLms, Setup, Proxy, String) {
     let lms = SandboxLms::start();
     let setup = Setup::new(&lms.origin, "");
     let (access, refresh) = lms.grant(42, 3600, None).await;
     import(&setup, "alice", &access, &refresh, now() + 3600);
     let proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "alice");
-    // The proxy thinks the token is good for an hour; the LMS has expired it.
     lms.admin("expire", json!({"access_token": access})).await;
+    (lms, setup, proxy, jwt)
+}
+
+#[tokio::test]
+async fn a_dead_token_on_the_wire_is_refreshed_and_the_request_replayed() {
+    let (lms, setup, proxy, jwt) = expired_at_the_lms().await;
     let r = client()
         .post(setup.url("/canvas/api/v1/courses/1/discussion_topics"))
         .bearer_auth(&jwt)
@@ -263,13 +268,7 @@ async fn a_dead_token_on_the_wire_is_refreshed_and_the_request_replayed() {
 
 #[tokio::test]
 async fn a_body_too_large_to_replay_answers_authorization_required() {
-    let lms = SandboxLms::start();
-    let setup = Setup::new(&lms.origin, "");
-    let (access, refresh) = lms.grant(42, 3600, None).await;
-    import(&setup, "alice", &access, &refresh, now() + 3600);
-    let _proxy = setup.start_proxy();
-    let jwt = setup.mint("quiz", "alice");
-    lms.admin("expire", json!({"access_token": access})).await;
+    let (lms, setup, _proxy, jwt) = expired_at_the_lms().await;
     // Past pingora's 64 KiB replay buffer, under the sandbox's 2 MiB body limit.
     let big = "x".repeat(1024 * 1024);
     let r = client()
@@ -293,13 +292,7 @@ async fn a_body_too_large_to_replay_answers_authorization_required() {
 
 #[tokio::test]
 async fn when_the_refreshed_token_is_rejected_too_the_grant_is_dropped() {
-    let lms = SandboxLms::start();
-    let setup = Setup::new(&lms.origin, "");
-    let (access, refresh) = lms.grant(42, 3600, None).await;
-    import(&setup, "alice", &access, &refresh, now() + 3600);
-    let _proxy = setup.start_proxy();
-    let jwt = setup.mint("quiz", "alice");
-    lms.admin("expire", json!({"access_token": access})).await;
+    let (lms, setup, _proxy, jwt) = expired_at_the_lms().await;
     // Every new token is born expired: the replay fails as well.
     lms.admin("settings", json!({"access_token_ttl": 0})).await;
     let r = get(&setup, &jwt, "/canvas/api/v1/users/self").await;
