@@ -28,65 +28,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for tool in nginx wrk python3 hey; do
-  if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-      echo "load.sh: installing $tool" >&2
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
-    else
-      echo "load.sh: needs $tool (apt-get install nginx wrk python3 hey)" >&2; exit 1
-    fi
-  fi
-done
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-
+source benches/common.sh
+need_tools nginx wrk python3 hey
 cargo build --quiet --release --bin lms-proxy --example bare_proxy
-BIN=target/release/lms-proxy
-BARE=target/release/examples/bare_proxy
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  [ -f "$WORK/up/nginx.pid" ] && kill "$(cat "$WORK/up/nginx.pid")" 2>/dev/null || true
-  [ -f "$WORK/rp/nginx.pid" ] && kill "$(cat "$WORK/rp/nginx.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "load.sh: nothing listens on $1" >&2; exit 1
-}
 
 PA=$(free_port); PB=$(free_port); PP=$(free_port); PC=$(free_port); PS=$(free_port)
-BODY='[{"id":1,"name":"Course 1","course_code":"C001","workflow_state":"available"},{"id":2,"name":"Course 2","course_code":"C002","workflow_state":"available"}]'
 
-nginx_conf() { # dir workers server-block
-  mkdir -p "$1"
-  cat > "$1/nginx.conf" <<CONF
-worker_processes $2;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-daemon on;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
-  $3
-}
-CONF
-  "$NGINX" -c "$1/nginx.conf" -p "$1"
-}
-
-# A: the upstream, one worker, a fixed body on every path.
-nginx_conf "$WORK/up" 1 "server { listen 127.0.0.1:$PA; location / { default_type application/json; return 200 '$BODY'; } }"
+# A: the upstream.
+start_upstream "$PA"
 # B: nginx as a reverse proxy adding the header, with upstream keep-alive.
 nginx_conf "$WORK/rp" 2 "upstream up { server 127.0.0.1:$PA; keepalive 128; }
   server { listen 127.0.0.1:$PB; location / { proxy_pass http://up; proxy_http_version 1.1;
@@ -97,41 +46,8 @@ PPID_BARE=$!
 PIDS+=($PPID_BARE)
 
 # C: lms-proxy with USERS connected users; tokens issued by the sandbox LMS's token
-# endpoint settings (it is the token_url), API calls answered by the upstream nginx.
-SANDBOX_CLIENT_SECRET=bench-client-secret "$BIN" sandbox --listen "127.0.0.1:$PS" >/dev/null 2>&1 &
-PIDS+=($!)
-export LMS_PROXY_KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')
-export BENCH_TOOL_SECRET=bench-tool-secret-bench-tool-secret-0123
-export CANVAS_CLIENT_SECRET=bench-client-secret
-cat > "$WORK/lms-proxy.toml" <<CONF
-[server]
-listen = "127.0.0.1:$PC"
-public_url = "http://127.0.0.1:$PC"
-key_env = "LMS_PROXY_KEY"
-threads = 2
-
-[store]
-url = "sqlite://lms-proxy.db"
-
-[[platforms]]
-id = "canvas"
-kind = "canvas"
-base_url = "http://127.0.0.1:$PA"
-token_url = "http://127.0.0.1:$PS/login/oauth2/token"
-client_id = "10000000000001"
-client_secret_env = "CANVAS_CLIENT_SECRET"
-
-[[routes]]
-prefix = "/canvas"
-platform = "canvas"
-
-[[tools]]
-id = "bench"
-secret_env = "BENCH_TOOL_SECRET"
-platforms = ["canvas"]
-CONF
-python3 benches/gen_users.py "$USERS" "http://127.0.0.1:$PC" "$BENCH_TOOL_SECRET" "$WORK/tokens.jsonl" "$WORK/jwts.txt"
-"$BIN" tokens import -c "$WORK/lms-proxy.toml" --platform canvas --tool bench < "$WORK/tokens.jsonl" >/dev/null
+# endpoint (it is the token_url), API calls answered by the upstream nginx.
+prepare_lms_proxy "$PC" "$PA" "$PS" "$USERS"
 "$BIN" run -c "$WORK/lms-proxy.toml" > /dev/null 2> "$WORK/lms-proxy.log" &
 CPID=$!
 PIDS+=($CPID)
@@ -143,14 +59,6 @@ done = function(summary, latency, requests)
   io.write(string.format('{"requests":%d,"duration_us":%d,"errors":%d,"p50_us":%d,"p99_us":%d,"p999_us":%d}\n',
     summary.requests, summary.duration, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
-end
-LUA
-cat > "$WORK/users.lua" <<LUA
-local jwts = {}
-for line in io.lines("$WORK/jwts.txt") do jwts[#jwts + 1] = line end
-math.randomseed(os.time())
-request = function()
-  return wrk.format("GET", nil, { ["Authorization"] = "Bearer " .. jwts[math.random(#jwts)] })
 end
 LUA
 cat "$WORK/fixed.lua" >> "$WORK/users.lua"

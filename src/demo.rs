@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::crypto::random_token;
+use crate::logging::AccessLog;
 use crate::tokens::now_unix;
 
 #[derive(clap::Args)]
@@ -29,7 +30,7 @@ const TOOL_SECRET_VAR: &str = "DEMO_TOOL_SECRET";
 /// The tool's id for the demo user, who is Ada Lovelace (42) in the sandbox LMS.
 const USER: &str = "ada";
 
-pub fn run(args: DemoArgs) -> Result<(), String> {
+pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
     let dir = match args.data_dir {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("lms-proxy-demo-{}", std::process::id())),
@@ -63,7 +64,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     )
     .map_err(|e| format!("error: {e}"))?;
     print_steps(&public_url, &sandbox_origin, &dir, &jwt);
-    crate::server::run(config).map_err(|e| format!("error: {e}"))
+    crate::server::run(config, access).map_err(|e| format!("error: {e}"))
 }
 
 fn start_sandbox(client_secret: String) -> Result<String, String> {

@@ -24,6 +24,8 @@ pub const LEEWAY_SECS: i64 = 30;
 const MAX_AUTHORIZATION_BYTES: usize = 8 * 1024;
 /// LTI's `sub` is at most 255 characters; so is a user key.
 const MAX_USER_KEY_BYTES: usize = 255;
+/// Names the user for an API key. A constant name: looking one up by `&str` parses it first.
+pub const X_LMS_USER: http::HeaderName = http::HeaderName::from_static("x-lms-user");
 
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -160,7 +162,7 @@ impl ToolAuth {
             headers
                 .get(http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
-            headers.get("x-lms-user").map(|v| v.as_bytes()),
+            headers.get(X_LMS_USER).map(|v| v.as_bytes()),
             now,
         )
     }

@@ -29,6 +29,9 @@ pub struct Metrics {
     platforms: Vec<PlatformId>,
     /// One row per platform, plus a last row for requests that matched none.
     requests: Vec<[AtomicU64; 5]>,
+    /// Requests whose duration fell in each bucket alone (not cumulative): one increment per
+    /// request instead of one per larger bound, each a cache line the worker threads contend for.
+    /// The cumulative counts Prometheus wants are summed when rendering.
     buckets: [AtomicU64; BUCKETS.len()],
     duration_count: AtomicU64,
     duration_sum_micros: AtomicU64,
@@ -67,10 +70,12 @@ impl Metrics {
             counters[class].fetch_add(1, Relaxed);
         }
         let seconds = micros as f64 / 1e6;
-        for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
-            if seconds <= *bound {
-                bucket.fetch_add(1, Relaxed);
-            }
+        if let Some(bucket) = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .and_then(|i| self.buckets.get(i))
+        {
+            bucket.fetch_add(1, Relaxed);
         }
         self.duration_count.fetch_add(1, Relaxed);
         self.duration_sum_micros.fetch_add(micros, Relaxed);
@@ -99,11 +104,12 @@ impl Metrics {
             }
         }
         out.push_str("# HELP lms_proxy_request_duration_seconds Time from request to logged answer.\n# TYPE lms_proxy_request_duration_seconds histogram\n");
+        let mut cumulative = 0;
         for (bound, bucket) in BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Relaxed);
             let _ = writeln!(
                 out,
-                "lms_proxy_request_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                bucket.load(Relaxed)
+                "lms_proxy_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = self.duration_count.load(Relaxed);
@@ -190,13 +196,16 @@ mod tests {
         let m = Metrics::new(vec![PlatformId::new("canvas")]);
         m.request(Some(&PlatformId::new("canvas")), 200, 1_500, Some(true));
         m.request(None, 404, 100, None);
+        m.request(None, 504, 7_000_000, None);
         m.refresh(RefreshOutcome::Refused);
         let text = m.render();
         assert!(text.contains("lms_proxy_requests_total{platform=\"canvas\",status=\"2xx\"} 1"));
         assert!(text.contains("lms_proxy_requests_total{platform=\"none\",status=\"4xx\"} 1"));
         assert!(text.contains("lms_proxy_request_duration_seconds_bucket{le=\"0.001\"} 1"));
         assert!(text.contains("lms_proxy_request_duration_seconds_bucket{le=\"0.0025\"} 2"));
-        assert!(text.contains("lms_proxy_request_duration_seconds_count 2"));
+        assert!(text.contains("lms_proxy_request_duration_seconds_bucket{le=\"5\"} 2"));
+        assert!(text.contains("lms_proxy_request_duration_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("lms_proxy_request_duration_seconds_count 3"));
         assert!(text.contains("lms_proxy_token_cache_total{result=\"hit\"} 1"));
         assert!(text.contains("lms_proxy_token_refreshes_total{outcome=\"refused\"} 1"));
     }

@@ -121,7 +121,9 @@ async fn consent_from_the_401_connects_the_user() {
             "plaintext refresh token in the store"
         );
     }
-    let log = w.proxy.log_text();
+    // Stopped first, so the log is complete (the last lines are flushed at shutdown).
+    let (status, log) = w.proxy.terminate();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
     for secret in [
         q["state"].as_str(),
         "sandbox~",

@@ -479,14 +479,14 @@ async fn one_json_log_line_per_request_and_no_secret_in_the_log() {
         .unwrap();
     let bob = w.setup.mint("quiz", "bob");
     let _ = w.setup.get_as(&bob, "/canvas/api/v1/courses").await;
-    // Let the last log line land.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let log = w.proxy.log_text();
-    let access_lines: Vec<Value> = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["target"] == "lms_proxy::access" && v["path"] != "/healthz")
-        .collect();
+    let access = |log: &str| -> Vec<Value> {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "lms_proxy::access" && v["path"] != "/healthz")
+            .collect()
+    };
+    let log = w.proxy.log_when(|log| access(log).len() >= 3).await;
+    let access_lines = access(&log);
     assert_eq!(access_lines.len(), 3, "{log}");
     let first = &access_lines[0];
     assert_eq!(first["route"], "/canvas");
@@ -515,6 +515,22 @@ async fn one_json_log_line_per_request_and_no_secret_in_the_log() {
             "{secret} leaked into the log:\n{log}"
         );
     }
+}
+
+#[tokio::test]
+async fn sigterm_ends_the_process_cleanly_with_the_last_access_line_written() {
+    let w = world("").await;
+    let r = w.get("/canvas/api/v1/courses").await;
+    assert_eq!(r.status(), 200);
+    let (status, log) = w.proxy.terminate();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}\n{log}");
+    assert!(
+        log.lines().any(|l| l.contains("\"lms_proxy::access\"")
+            && l.contains("\"path\":\"/canvas/api/v1/courses\"")),
+        "{log}"
+    );
+    // Pingora's very last line, logged just before the process ends, is there too.
+    assert!(log.contains("All runtimes exited"), "{log}");
 }
 
 #[tokio::test]

@@ -216,8 +216,9 @@ async fn a_wrong_client_secret_keeps_the_token_and_logs_the_platform() {
     assert_eq!(r.status(), 503);
     assert_eq!(json_of(r).await["error"], "lms_unavailable");
     assert_eq!(stored_users(&setup), vec!["alice"]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let log = proxy.log_text();
+    let log = proxy
+        .log_when(|log| log.contains("client_id/client_secret"))
+        .await;
     let line = log
         .lines()
         .find(|l| l.contains("client_id/client_secret"))

@@ -53,10 +53,13 @@ pub struct ConfigArg {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _log_guard = logging::init(cli.log_format);
+    // Held until exit: dropping it flushes the last lines.
+    let logs = logging::init(cli.log_format);
+    let access = logs.access.clone();
     let result = match cli.command {
-        Command::Run(args) => load(&args.config)
-            .and_then(|config| crate::server::run(config).map_err(|e| format!("error: {e}"))),
+        Command::Run(args) => load(&args.config).and_then(|config| {
+            crate::server::run(config, access).map_err(|e| format!("error: {e}"))
+        }),
         Command::Check(args) => load(&args.config).map(|config| {
             println!(
                 "{}: OK ({} platforms, {} routes, {} tools)",
@@ -69,8 +72,9 @@ pub fn main() -> ExitCode {
         Command::Mint(args) => mint::run(args),
         Command::Tokens(cmd) => tokens_cmd::run(cmd),
         Command::Sandbox(args) => crate::sandbox::run_cli(args),
-        Command::Demo(args) => crate::demo::run(args),
+        Command::Demo(args) => crate::demo::run(args, access),
     };
+    logs.access.flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

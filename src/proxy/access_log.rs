@@ -4,9 +4,10 @@
 use pingora::proxy::Session;
 
 use super::RequestCtx;
+use crate::logging::{AccessLine, AccessLog};
 use crate::metrics::Metrics;
 
-pub fn log(session: &Session, ctx: &RequestCtx, metrics: &Metrics) {
+pub fn log(session: &Session, ctx: &RequestCtx, metrics: &Metrics, access: &AccessLog) {
     let req = session.req_header();
     let status = session.response_written().map_or(0, |r| r.status.as_u16());
     let route = ctx.facts.route.as_ref();
@@ -23,19 +24,17 @@ pub fn log(session: &Session, ctx: &RequestCtx, metrics: &Metrics) {
         total_micros,
         ctx.facts.cache_hit,
     );
-    tracing::info!(
-        target: "lms_proxy::access",
-        method = %req.method,
-        path = req.uri.path(),
+    access.write(&AccessLine {
+        method: req.method.as_str(),
+        path: req.uri.path(),
         status,
-        route = route.map_or("-", |r| r.prefix.as_str()),
-        platform = route.map_or("-", |r| r.platform.id.as_str()),
-        tool = identity.map_or("-", |i| i.tool.id.as_str()),
-        user = identity.map_or("-", |i| i.user.as_str()),
-        upstream_ms = ctx.upstream_ms.map(|ms| ms as u64),
-        total_ms = total_micros / 1000,
+        route: route.map_or("-", |r| r.prefix.as_str()),
+        platform: route.map_or("-", |r| r.platform.id.as_str()),
+        tool: identity.map_or("-", |i| i.tool.id.as_str()),
+        user: identity.map_or("-", |i| i.user.as_str()),
+        upstream_ms: ctx.upstream_ms.map(|ms| ms as u64),
+        total_ms: total_micros / 1000,
         cache,
-        error = ctx.error.unwrap_or("-"),
-        "request"
-    );
+        error: ctx.error.unwrap_or("-"),
+    });
 }

@@ -1,17 +1,15 @@
 //! What the LMS receives: the path under its base URL, the query without the tool's
 //! `access_token`, and the user's token in place of the tool's credential.
 
+use http::header::{HeaderName, AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
 use pingora::http::RequestHeader;
 
 use crate::admission::Admitted;
+use crate::identity::X_LMS_USER;
 
-/// Tool-side headers that must never reach the LMS.
-const STRIPPED_HEADERS: [&str; 4] = [
-    "authorization",
-    "x-lms-user",
-    "cookie",
-    "proxy-authorization",
-];
+/// Tool-side headers that must never reach the LMS, besides `Authorization`, which is
+/// replaced: inserting a header drops every earlier value of it.
+const STRIPPED_HEADERS: [HeaderName; 3] = [X_LMS_USER, COOKIE, PROXY_AUTHORIZATION];
 
 /// `base_path + rest`, then the query with every `access_token` parameter removed.
 pub fn upstream_path(base_path: &str, rest: &str, query: Option<&str>) -> String {
@@ -53,14 +51,18 @@ pub fn prepare(upstream: &mut RequestHeader, admitted: &Admitted) -> Result<(), 
         &admitted.rest,
         upstream.uri.query(),
     );
-    let uri = http::Uri::builder().path_and_query(path).build()?;
+    let uri = http::Uri::try_from(path)?;
     upstream.set_uri(uri);
-    for name in STRIPPED_HEADERS {
-        upstream.remove_header(name);
+    for name in &STRIPPED_HEADERS {
+        // Looked up first: pingora's remove also rewrites its header-case map, and these
+        // headers are rarely there.
+        if upstream.headers.contains_key(name) {
+            upstream.remove_header(name);
+        }
     }
     let bearer = format!("Bearer {}", admitted.token.access_token.expose());
-    let _ = upstream.insert_header(http::header::AUTHORIZATION, bearer);
-    let _ = upstream.insert_header(http::header::HOST, platform.upstream.host_header.as_str());
+    let _ = upstream.insert_header(AUTHORIZATION, bearer);
+    let _ = upstream.insert_header(HOST, platform.upstream.host_header.as_str());
     Ok(())
 }
 

@@ -22,6 +22,7 @@ use pingora::ErrorType;
 use crate::admission::{self, Admitted, Facts};
 use crate::app::App;
 use crate::errors::ProxyError;
+use crate::logging::AccessLog;
 use crate::rewrite::Rewriter;
 use crate::routes;
 use crate::tokens::now_unix;
@@ -37,6 +38,7 @@ const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
 
 pub struct LmsProxy {
     app: Arc<App>,
+    access: AccessLog,
     resolver: Resolver,
     ca: HashMap<PlatformId, CaCerts>,
 }
@@ -60,7 +62,7 @@ pub struct RequestCtx {
 }
 
 impl LmsProxy {
-    pub fn new(app: Arc<App>) -> Self {
+    pub fn new(app: Arc<App>, access: AccessLog) -> Self {
         let ca = app
             .config
             .platforms
@@ -84,6 +86,7 @@ impl LmsProxy {
             .collect();
         Self {
             app,
+            access,
             resolver: Resolver::default(),
             ca,
         }
@@ -339,7 +342,7 @@ impl ProxyHttp for LmsProxy {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        access_log::log(session, ctx, &self.app.metrics);
+        access_log::log(session, ctx, &self.app.metrics, &self.access);
     }
 
     /// Pingora's error lines name the request with this; the query is left out because a

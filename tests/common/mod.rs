@@ -331,6 +331,38 @@ impl Proxy {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The log once `done` holds for it, or as it is after five seconds: access lines are
+    /// written in batches, a moment after the answer.
+    pub async fn log_when(&self, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.log_text();
+            if done(&text) || Instant::now() > deadline {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits (at most 20 s) for the process to end: its exit status, if it
+    /// ended, and the whole log it left.
+    pub fn terminate(mut self) -> (Option<std::process::ExitStatus>, String) {
+        let pid = self._process.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            match self._process.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => break None,
+            }
+        };
+        (status, self.log_text())
+    }
 }
 
 fn wait_until_up(url: &str, log: &Path) {
