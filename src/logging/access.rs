@@ -1,13 +1,13 @@
 //! The access log: one line per request, in the same stream and format as every other log line
 //! (`target` `lms_proxy::access`, level INFO, so `RUST_LOG` turns it off like any other).
 //!
-//! Two costs kept off the request path, both measured under load (benches/RESULTS.md):
-//! - formatting: written by hand rather than as a `tracing` event, whose twelve fields cost
-//!   about 17,500 instructions per request, over a tenth of all the proxy did for one;
-//! - waking the writer: handing each line to the background writer woke it and cost a write
-//!   syscall per request. Lines are batched instead, like nginx's `access_log buffer=`, and
-//!   handed over when the batch is full, every [`FLUSH_EVERY`], and at shutdown. One writer
-//!   thread still writes every line, so lines never interleave.
+//! Kept cheap on the request path:
+//! - formatted by hand rather than as a `tracing` event, whose twelve fields cost about 17,500
+//!   instructions per request, over a tenth of all the proxy did for one (benches/RESULTS.md);
+//! - batched, like nginx's `access_log buffer=`: handing each line to the background writer
+//!   woke its thread once per request. Batches go to the writer when full, every
+//!   [`FLUSH_EVERY`], and at shutdown, in order, and one writer thread writes every line of
+//!   every log, so lines never interleave.
 
 use std::cell::RefCell;
 use std::io::Write;
@@ -98,31 +98,26 @@ impl AccessLog {
 
 impl Batch {
     fn append(&self, line: &str) {
-        let full = {
-            let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-            lines.push_str(line);
-            (lines.len() >= BATCH_BYTES)
-                .then(|| std::mem::replace(&mut *lines, String::with_capacity(BATCH_BYTES)))
-        };
-        if let Some(full) = full {
-            self.send(&full);
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        lines.push_str(line);
+        if lines.len() >= BATCH_BYTES {
+            // Sent under the lock, so batches reach the writer in the order they were filled.
+            self.send(&mut lines);
         }
     }
 
     fn flush(&self) {
-        let lines = {
-            let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
-            if lines.is_empty() {
-                return;
-            }
-            std::mem::replace(&mut *lines, String::with_capacity(BATCH_BYTES))
-        };
-        self.send(&lines);
+        let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        if !lines.is_empty() {
+            self.send(&mut lines);
+        }
     }
 
-    fn send(&self, lines: &str) {
+    /// The writer copies the bytes, so the buffer is kept for the next batch.
+    fn send(&self, lines: &mut String) {
         // The writer only fails once it has been shut down, when there is nowhere left to log.
         let _ = self.writer.clone().write_all(lines.as_bytes());
+        lines.clear();
     }
 }
 
@@ -269,10 +264,29 @@ fn push_ascii(out: &mut String, digits: &[u8]) {
     }
 }
 
+thread_local! {
+    /// The text of the second the last line on this thread was in: most lines share it.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
 /// RFC 3339 in UTC with microseconds, as tracing-subscriber writes it.
 fn push_timestamp(out: &mut String, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            text.clear();
+            push_second(text, secs);
+            *cached = secs;
+        }
+        out.push_str(text);
+    });
+    push_padded(out, u64::from(since.subsec_micros()), 6);
+    out.push('Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.`
+fn push_second(out: &mut String, secs: u64) {
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let of_day = secs % 86_400;
     push_padded(out, year as u64, 4);
@@ -287,8 +301,6 @@ fn push_timestamp(out: &mut String, now: SystemTime) {
     out.push(':');
     push_padded(out, of_day % 60, 2);
     out.push('.');
-    push_padded(out, u64::from(since.subsec_micros()), 6);
-    out.push('Z');
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
@@ -349,6 +361,9 @@ mod tests {
             "2100-02-28T23:59:59.999999Z"
         );
         assert_eq!(timestamp(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+        // The same second again (its text is reused), then an earlier one.
+        assert_eq!(timestamp(4_107_542_400, 7), "2100-03-01T00:00:00.000007Z");
+        assert_eq!(timestamp(0, 1), "1970-01-01T00:00:00.000001Z");
     }
 
     #[test]
@@ -381,6 +396,48 @@ mod tests {
              path=\"/canvas/api/v1/courses\" status=200 route=\"/canvas\" platform=\"canvas\" \
              tool=\"quiz\" user=\"alice\" total_ms=14 cache=\"hit\" error=\"-\"\n"
         );
+    }
+
+    /// Collects what the background writer writes.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn batches_reach_the_writer_whole_and_in_order_and_flush_sends_the_rest() {
+        let sink = Sink::default();
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .finish(sink.clone());
+        let log = AccessLog::new(LogFormat::Json, Some(writer));
+        let paths: Vec<String> = (0..500)
+            .map(|i| format!("/canvas/api/v1/courses/{i}"))
+            .collect();
+        for path in &paths {
+            log.write(&AccessLine { path, ..line() });
+        }
+        log.flush();
+        drop(guard); // waits for the writer thread to write everything it was given
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let written: Vec<String> = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["path"].to_string())
+            .collect();
+        let expected: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
+        assert!(
+            text.len() > 2 * BATCH_BYTES,
+            "the test must span several batches"
+        );
+        assert_eq!(written, expected);
     }
 
     #[test]

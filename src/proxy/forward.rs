@@ -60,7 +60,10 @@ pub fn prepare(upstream: &mut RequestHeader, admitted: &Admitted) -> Result<(), 
             upstream.remove_header(name);
         }
     }
-    let bearer = format!("Bearer {}", admitted.token.access_token.expose());
+    let token = admitted.token.access_token.expose();
+    let mut bearer = String::with_capacity(7 + token.len());
+    bearer.push_str("Bearer ");
+    bearer.push_str(token);
     let _ = upstream.insert_header(AUTHORIZATION, bearer);
     let _ = upstream.insert_header(HOST, platform.upstream.host_header.as_str());
     Ok(())
