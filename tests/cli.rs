@@ -218,37 +218,26 @@ fn tokens_import_list_delete() {
         }
     }
 
-    let out = setup.cli(
-        &[
-            "tokens",
-            "delete",
-            "-c",
-            "{config}",
-            "--platform",
-            "canvas",
-            "--tool",
-            "quiz",
-            "--user",
-            "bob",
-        ],
-        None,
-    );
+    let delete_bob = || {
+        setup.cli(
+            &[
+                "tokens",
+                "delete",
+                "-c",
+                "{config}",
+                "--platform",
+                "canvas",
+                "--tool",
+                "quiz",
+                "--user",
+                "bob",
+            ],
+            None,
+        )
+    };
+    let out = delete_bob();
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = setup.cli(
-        &[
-            "tokens",
-            "delete",
-            "-c",
-            "{config}",
-            "--platform",
-            "canvas",
-            "--tool",
-            "quiz",
-            "--user",
-            "bob",
-        ],
-        None,
-    );
+    let out = delete_bob();
     assert_eq!(out.status.code(), Some(1));
     let out = setup.cli(&["tokens", "list", "-c", "{config}"], None);
     assert!(stdout(&out).contains("alice") && !stdout(&out).contains("bob"));

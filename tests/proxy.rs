@@ -53,6 +53,8 @@ async fn injects_the_users_token_and_strips_the_tools_credentials() {
                 .url("/canvas/api/v1/sandbox/echo?keep=1&access_token=tool-secret&b=2"),
         )
         .bearer_auth(&w.jwt)
+        .header("authorization", "Bearer a-second-tool-credential")
+        .header("proxy-authorization", "Basic cHJveHk6c2VjcmV0")
         .header("cookie", "session=browser-cookie")
         .header("x-lms-user", "mallory")
         .header("x-custom", "passes")
@@ -75,6 +77,7 @@ async fn injects_the_users_token_and_strips_the_tools_credentials() {
     assert_eq!(seen["headers"]["x-custom"], "passes");
     assert!(seen["headers"].get("cookie").is_none());
     assert!(seen["headers"].get("x-lms-user").is_none());
+    assert!(seen["headers"].get("proxy-authorization").is_none());
     assert_eq!(seen["body"], "payload");
 }
 

@@ -242,17 +242,22 @@ async fn expired_at_the_lms() -> (SandboxLms, Setup, Proxy, String) {
     (lms, setup, proxy, jwt)
 }
 
+/// A POST the LMS answers by echoing the body: one that must be replayed after a refresh.
+async fn post_topic(setup: &Setup, jwt: &str, body: String) -> reqwest::Response {
+    client()
+        .post(setup.url("/canvas/api/v1/courses/1/discussion_topics"))
+        .bearer_auth(jwt)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_dead_token_on_the_wire_is_refreshed_and_the_request_replayed() {
     let (lms, setup, proxy, jwt) = expired_at_the_lms().await;
-    let r = client()
-        .post(setup.url("/canvas/api/v1/courses/1/discussion_topics"))
-        .bearer_auth(&jwt)
-        .header("content-type", "application/json")
-        .body("{\"title\":\"replayed\"}")
-        .send()
-        .await
-        .unwrap();
+    let r = post_topic(&setup, &jwt, "{\"title\":\"replayed\"}".into()).await;
     assert_eq!(r.status(), 200, "{}", proxy.log_text());
     assert_eq!(r.text().await.unwrap(), "{\"title\":\"replayed\"}");
     assert_eq!(lms.stats().await["refresh_token"], 1);
@@ -272,13 +277,7 @@ async fn a_body_too_large_to_replay_answers_authorization_required() {
     let (lms, setup, _proxy, jwt) = expired_at_the_lms().await;
     // Past pingora's 64 KiB replay buffer, under the sandbox's 2 MiB body limit.
     let big = "x".repeat(1024 * 1024);
-    let r = client()
-        .post(setup.url("/canvas/api/v1/courses/1/discussion_topics"))
-        .bearer_auth(&jwt)
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let r = post_topic(&setup, &jwt, big).await;
     assert_eq!(r.status(), 401);
     assert_eq!(json_of(r).await["error"], "authorization_required");
     // The token was refreshed all the same, so the tool's next try goes through.

@@ -335,15 +335,18 @@ async fn echo_request(
         Ok(c) => c,
         Err(r) => return *r,
     };
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_string(),
-                Value::from(String::from_utf8_lossy(v.as_bytes()).into_owned()),
-            )
-        })
-        .collect();
+    // Repeated headers are joined with ", " (as HTTP may combine them), so a test sees every
+    // value that arrived, not just the last.
+    let mut seen = serde_json::Map::new();
+    for name in headers.keys() {
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        seen.insert(name.as_str().to_string(), Value::from(values.join(", ")));
+    }
+    let headers = seen;
     ok_json(
         &caller,
         json!({
