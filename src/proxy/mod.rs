@@ -84,10 +84,16 @@ impl LmsProxy {
                 ))
             })
             .collect();
+        let resolver = Resolver::new(
+            app.config
+                .platforms
+                .iter()
+                .map(|p| (p.id.clone(), p.upstream.host.clone(), p.upstream.port)),
+        );
         Self {
             app,
             access,
-            resolver: Resolver::default(),
+            resolver,
             ca,
         }
     }
@@ -193,7 +199,7 @@ impl ProxyHttp for LmsProxy {
             None => {
                 let addrs = self
                     .resolver
-                    .resolve(&upstream.host, upstream.port)
+                    .resolve(&platform.id)
                     .await
                     .map_err(|e| Error::explain(ErrorType::ConnectError, e.to_string()))?;
                 ctx.addrs = Some(Arc::clone(&addrs));
@@ -204,8 +210,14 @@ impl ProxyHttp for LmsProxy {
             .get(ctx.attempt)
             .copied()
             .ok_or_else(|| Error::explain(ErrorType::ConnectError, "no address left to try"))?;
-        // SNI is always the host name: an empty SNI turns certificate checks off in pingora.
-        let mut peer = HttpPeer::new(addr, upstream.tls, upstream.host.clone());
+        // Over TLS the SNI is always the host name: an empty SNI turns certificate checks off
+        // in pingora. Over plain HTTP it is unused, so not copied.
+        let sni = if upstream.tls {
+            upstream.host.clone()
+        } else {
+            String::new()
+        };
+        let mut peer = HttpPeer::new(addr, upstream.tls, sni);
         peer.options.connection_timeout = Some(platform.connect_timeout);
         // Each timeout is a timer per read on the hot path (about 10% of throughput under
         // load, benches/RESULTS.md); the contract asks for connect and read only.

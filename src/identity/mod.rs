@@ -1,8 +1,10 @@
 //! Who is calling: the tool (by its JWT or API key) and the user it acts for.
 //!
 //! Two credential forms share one answer, [`Identity`]. Verified JWTs are remembered by the
-//! SHA-256 of the token, so a tool that reuses a JWT pays for the signature check once; the
-//! expiry is still checked on every request.
+//! SHA-256 of the token until they expire ([`verified`]), so a tool that reuses a JWT pays for
+//! the signature check once.
+
+mod verified;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::config::{Config, Tool};
 use crate::crypto::sha256;
 use crate::types::UserKey;
+use verified::VerifiedCache;
 
 /// Clock skew allowed on `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 30;
@@ -106,12 +109,15 @@ struct Verified {
     exp: i64,
 }
 
+/// Verified JWTs remembered at most; a tool's JWTs usually live minutes.
+const VERIFIED_CAPACITY: usize = 100_000;
+
 pub struct ToolAuth {
     tools: HashMap<String, Arc<Tool>>,
     api_keys: Vec<([u8; 32], Arc<Tool>)>,
     audience: String,
     max_ttl_secs: u64,
-    verified: moka::sync::Cache<[u8; 32], Arc<Verified>>,
+    verified: VerifiedCache<Identity>,
 }
 
 impl ToolAuth {
@@ -131,9 +137,7 @@ impl ToolAuth {
             api_keys,
             audience: config.server.public_url.clone(),
             max_ttl_secs: config.server.max_tool_token_ttl.as_secs(),
-            // No time_to_live: every hit checks the JWT's own `exp`, and moka's expiry timers
-            // cost about as much as the lookup on the request path.
-            verified: moka::sync::Cache::builder().max_capacity(100_000).build(),
+            verified: VerifiedCache::new(VERIFIED_CAPACITY),
         }
     }
 
@@ -170,16 +174,15 @@ impl ToolAuth {
     /// Verifies a tool JWT on its own (the browser-facing `/oauth/start?token=` uses it too).
     pub fn verify_jwt(&self, jwt: &str, now: i64) -> Result<Identity, CredentialError> {
         let digest = sha256(jwt.as_bytes());
-        if let Some(hit) = self.verified.get(&digest) {
-            if hit.exp + LEEWAY_SECS <= now {
-                return Err(CredentialError::Expired);
-            }
-            return Ok(hit.identity.clone());
+        if let Some(identity) = self.verified.get(&digest, now) {
+            return Ok(identity);
         }
+        // Also the path of a remembered JWT that has just expired: checked again, refused.
         let verified = self.verify_jwt_uncached(jwt, now)?;
-        let identity = verified.identity.clone();
-        self.verified.insert(digest, Arc::new(verified));
-        Ok(identity)
+        let until = verified.exp + LEEWAY_SECS;
+        self.verified
+            .insert(digest, verified.identity.clone(), until, now);
+        Ok(verified.identity)
     }
 
     fn verify_jwt_uncached(&self, jwt: &str, now: i64) -> Result<Verified, CredentialError> {
@@ -338,7 +341,7 @@ mod tests {
             api_keys: vec![(sha256(b"job-key"), tool)],
             audience: AUD.into(),
             max_ttl_secs: 86_400,
-            verified: moka::sync::Cache::new(10),
+            verified: VerifiedCache::new(10),
         }
     }
 
