@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
 done
 
 source benches/common.sh
-need_tools nginx wrk python3 hey
+need_tools nginx wrk python3
 cargo build --quiet --release --bin lms-proxy --example bare_proxy
 
 PA=$(free_port); PB=$(free_port); PP=$(free_port); PC=$(free_port); PS=$(free_port)
@@ -113,22 +113,31 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 C_PEAK_RPS=$(printf '%s\n' "${C_RATES[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}')
 
-# Latency at half of C's peak rate: the same constant rate through P and through C (hey,
-# one user's JWT; wrk cannot hold a rate). p99 of each, to compare at a load both sustain.
-if command -v hey >/dev/null 2>&1 && [ -n "${C_PEAK_RPS:-}" ]; then
+# Latency at half of C's peak rate: P and C paced to the same rate, interleaved for ROUNDS
+# rounds, each request from a random user as above. wrk cannot hold a constant rate, but
+# each connection can wait after every answer (its Lua `delay`), which spreads CONNECTIONS
+# connections to about half the rate. p50 and p99 of each, to compare at a load both
+# sustain, and the CPU each proxy spent: at an equal rate the CPU per request is what each
+# costs, free of the feedback a saturated machine adds.
+if [ -n "${C_PEAK_RPS:-}" ]; then
   HALF=$(( C_PEAK_RPS / 2 ))
-  PER_WORKER=$(( HALF / CONNECTIONS > 0 ? HALF / CONNECTIONS : 1 ))
-  ONE_JWT=$(head -n 1 "$WORK/jwts.txt")
-  for variant in P C; do
-    case $variant in
-      P) url="http://127.0.0.1:$PP/api/v1/courses" ;;
-      C) url="http://127.0.0.1:$PC/canvas/api/v1/courses" ;;
-    esac
-    report=$(hey -z "${DURATION}s" -c "$CONNECTIONS" -q "$PER_WORKER" -H "Authorization: Bearer $ONE_JWT" "$url")
-    p99=$(printf '%s\n' "$report" | awk '/ 99% in / {print $3 * 1000}')
-    p50=$(printf '%s\n' "$report" | awk '/ 50% in / {print $3 * 1000}')
-    rps=$(printf '%s\n' "$report" | awk '/Requests\/sec:/ {print $2}')
-    printf '{"half_rate":true,"variant":"%s","target_rps":%d,"rps":%s,"p50_ms":%s,"p99_ms":%s}\n' \
-      "$variant" "$HALF" "${rps:-0}" "${p50:-0}" "${p99:-0}"
+  DELAY_MS=$(( CONNECTIONS * 1000 / (HALF > 0 ? HALF : 1) ))
+  sed -e '/^done = /,$d' "$WORK/users.lua" > "$WORK/paced.lua"
+  cat >> "$WORK/paced.lua" <<LUA
+delay = function() return $DELAY_MS end
+LUA
+  cat "$WORK/fixed.lua" >> "$WORK/paced.lua"
+  for round in $(seq 1 "$ROUNDS"); do
+    for variant in P C; do
+      case $variant in
+        P) url="http://127.0.0.1:$PP/api/v1/courses"; measured=$PPID_BARE ;;
+        C) url="http://127.0.0.1:$PC/canvas/api/v1/courses"; measured=$CPID ;;
+      esac
+      before=$(cpu_ticks "$measured")
+      result=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" -s "$WORK/paced.lua" "$url" | tail -n 1)
+      after=$(cpu_ticks "$measured")
+      printf '{"half_rate":true,"round":%d,"variant":"%s","target_rps":%d,"delay_ms":%d,"cpu_seconds":%s,"wrk":%s}\n' \
+        "$round" "$variant" "$HALF" "$DELAY_MS" "$(python3 -c "print(($after - $before) / $TICKS)")" "$result"
+    done
   done
 fi

@@ -48,6 +48,9 @@ fn main() {
         threads,
         upstream_keepalive_pool_size: 1024,
         grace_period_seconds: Some(0),
+        // As lms-proxy runs (src/server.rs), so the ratio compares code, not settings. For
+        // this proxy alone it made no difference beyond the noise (benches/RESULTS.md).
+        work_stealing: false,
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
     };
