@@ -11,7 +11,7 @@
 
 use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Once, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing_appender::non_blocking::NonBlocking;
@@ -49,6 +49,8 @@ pub struct AccessLog {
 struct Batch {
     lines: Mutex<String>,
     writer: NonBlocking,
+    /// The flush thread starts with the first line: commands that log no requests have none.
+    flusher: Once,
 }
 
 thread_local! {
@@ -56,24 +58,14 @@ thread_local! {
 }
 
 impl AccessLog {
-    /// Starts the thread that flushes the batch every [`FLUSH_EVERY`]; it ends with the last
-    /// clone of this log.
     pub fn new(format: LogFormat, writer: Option<NonBlocking>) -> Self {
         let batch = writer.map(|writer| {
             Arc::new(Batch {
                 lines: Mutex::new(String::with_capacity(BATCH_BYTES)),
                 writer,
+                flusher: Once::new(),
             })
         });
-        if let Some(batch) = &batch {
-            let weak = Arc::downgrade(batch);
-            let spawned = std::thread::Builder::new()
-                .name("access-log".into())
-                .spawn(move || flush_periodically(&weak));
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "no access-log flush thread: lines wait for a full batch");
-            }
-        }
         Self { format, batch }
     }
 
@@ -81,6 +73,7 @@ impl AccessLog {
         let Some(batch) = &self.batch else {
             return;
         };
+        batch.flusher.call_once(|| start_flusher(batch));
         LINE.with_borrow_mut(|out| {
             out.clear();
             render(self.format, line, SystemTime::now(), out);
@@ -118,6 +111,17 @@ impl Batch {
         // The writer only fails once it has been shut down, when there is nowhere left to log.
         let _ = self.writer.clone().write_all(lines.as_bytes());
         lines.clear();
+    }
+}
+
+/// Flushes the batch every [`FLUSH_EVERY`]; the thread ends with the last clone of the log.
+fn start_flusher(batch: &Arc<Batch>) {
+    let weak = Arc::downgrade(batch);
+    let spawned = std::thread::Builder::new()
+        .name("access-log".into())
+        .spawn(move || flush_periodically(&weak));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no access-log flush thread: lines wait for a full batch");
     }
 }
 
