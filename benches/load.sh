@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=10
 CONNECTIONS=64
-ROUNDS=3
+ROUNDS=5
 USERS=10000
 while [ $# -gt 0 ]; do
   case "$1" in
