@@ -49,7 +49,7 @@ fn build(app: Arc<App>, access: AccessLog) -> Result<Server, ServeError> {
         grace_period_seconds: Some(GRACE_PERIOD_SECS),
         graceful_shutdown_timeout_seconds: Some(GRACEFUL_SHUTDOWN_TIMEOUT_SECS),
         upstream_keepalive_pool_size: 1024,
-        // Timeouts of a second or more (the upstream read and idle timeouts) on tokio's timer
+        // Timeouts of a second or more (the upstream connect and read timeouts) on tokio's timer
         // rather than pingora's fast timer: they are almost always cancelled, and counted
         // per request that is about 2% fewer instructions (benches/RESULTS.md), without
         // pingora's timer thread waking every 10 ms.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
+use pingora::protocols::TcpKeepalive;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorType;
 
@@ -33,8 +34,11 @@ pub use resolve::Resolver;
 /// Per-platform trusted roots, in the form pingora's connector takes.
 type CaCerts = Arc<pingora::protocols::tls::CaType>;
 
-/// Idle upstream connections are kept this long for reuse.
-const UPSTREAM_IDLE: Duration = Duration::from_secs(60);
+/// Pooled upstream connections are probed after this long idle, then every
+/// [`KEEPALIVE_INTERVAL`], and dropped after [`KEEPALIVE_PROBES`] unanswered probes.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: usize = 3;
 
 pub struct LmsProxy {
     app: Arc<App>,
@@ -222,7 +226,16 @@ impl ProxyHttp for LmsProxy {
         // Each timeout is a timer per read on the hot path (about 10% of throughput under
         // load, benches/RESULTS.md); the contract asks for connect and read only.
         peer.options.read_timeout = Some(platform.read_timeout);
-        peer.options.idle_timeout = Some(UPSTREAM_IDLE);
+        // Pooled connections the LMS closes leave the pool at once (pingora watches them).
+        // One a NAT or firewall forgets silently is found by TCP keep-alive, which also keeps
+        // the mapping fresh, at no cost per request: an idle timeout was a timer per request.
+        peer.options.tcp_keepalive = Some(TcpKeepalive {
+            idle: KEEPALIVE_IDLE,
+            interval: KEEPALIVE_INTERVAL,
+            count: KEEPALIVE_PROBES,
+            #[cfg(target_os = "linux")]
+            user_timeout: Duration::ZERO,
+        });
         peer.options.ca = self.ca.get(&platform.id).cloned();
         Ok(Box::new(peer))
     }
