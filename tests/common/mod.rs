@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -33,11 +34,29 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Ports `free_port` handed out, each still bound (not listening) by this process until
+/// `release_port`: the tests of one binary run at once, and a port closed as soon as it was
+/// picked could be picked again by another test, whose proxy would then answer this test's
+/// requests. Until released, nothing listens there, so a connection to it is refused.
+static HELD: Mutex<Vec<(u16, tokio::net::TcpSocket)>> = Mutex::new(Vec::new());
+
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind a free port");
+    let port = socket.local_addr().expect("local address").port();
+    HELD.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push((port, socket));
+    port
+}
+
+/// Frees a port from `free_port` for the process that is about to listen on it.
+pub fn release_port(port: u16) {
+    HELD.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|(held, _)| *held != port);
 }
 
 /// Kills the child when dropped, so a failing test leaves nothing running.
@@ -303,6 +322,12 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
 
     /// Starts `lms-proxy run` and waits until it answers; logs go to `proxy.log` as JSON.
     pub fn start_proxy(&self) -> Proxy {
+        let config = std::fs::read_to_string(self.config_path()).expect("config");
+        for line in config.lines() {
+            if let Some(port) = listen_port(line) {
+                release_port(port);
+            }
+        }
         let log = self.dir.path().join("proxy.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(BIN)
@@ -320,6 +345,21 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
         wait_until_up(&self.url("/healthz"), &proxy.log);
         proxy
     }
+}
+
+/// The port of a `listen = "127.0.0.1:N"` or `metrics_listen = ...` line of a config.
+fn listen_port(line: &str) -> Option<u16> {
+    let (key, value) = line.split_once('=')?;
+    if !matches!(key.trim(), "listen" | "metrics_listen") {
+        return None;
+    }
+    value
+        .trim()
+        .trim_matches('"')
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
 }
 
 pub struct Proxy {
