@@ -663,3 +663,56 @@ platforms = ["canvas"]
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no secret_env"));
 }
+
+/// The proxy's TCP connections to `port`, each with the timer Linux shows for it in
+/// /proc/net/tcp (`tr`: 0 none, 1 retransmit, 2 keep-alive).
+#[cfg(target_os = "linux")]
+fn proxy_connections_to(proxy: &Proxy, port: u16) -> Vec<u8> {
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", proxy.pid())).expect("proxy's fds");
+    let inodes: Vec<String> = fds
+        .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter_map(|target| {
+            let target = target.to_string_lossy().into_owned();
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|row| {
+            let cols: Vec<&str> = row.split_whitespace().collect();
+            let remote_port = u16::from_str_radix(cols.get(2)?.rsplit(':').next()?, 16).ok()?;
+            let timer = u8::from_str_radix(cols.get(5)?.split(':').next()?, 16).ok()?;
+            let inode = cols.get(9)?;
+            (remote_port == port && inodes.iter().any(|i| i == inode)).then_some(timer)
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn pooled_lms_connections_carry_tcp_keepalive() {
+    let w = world("").await;
+    assert_eq!(w.get("/canvas/api/v1/users/self").await.status(), 200);
+    let lms_port: u16 = w.lms.origin.rsplit(':').next().unwrap().parse().unwrap();
+    // A silently dropped pooled connection is found by keep-alive probes, not a timer per
+    // request; the socket shows its keep-alive timer once the answer is acknowledged.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let timers = loop {
+        let timers = proxy_connections_to(&w.proxy, lms_port);
+        if (!timers.is_empty() && timers.iter().all(|&t| t == 2))
+            || std::time::Instant::now() > deadline
+        {
+            break timers;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(!timers.is_empty(), "no pooled connection to the LMS");
+    assert!(timers.iter().all(|&t| t == 2), "timers {timers:?}");
+}

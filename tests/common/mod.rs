@@ -368,6 +368,10 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    pub fn pid(&self) -> u32 {
+        self._process.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
