@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::errors::ProxyError;
 use crate::identity::Identity;
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
-use crate::routes::{has_dot_segments, RouteEntry};
+use crate::routes::{path_problem, RouteEntry};
 use crate::tickets::Ticket;
 use crate::tokens::TokenRecord;
 use crate::types::{PlatformId, TokenKey};
@@ -53,17 +53,18 @@ pub async fn admit(
         return Err(ProxyError::HeadersTooLarge(MAX_HEADER_BYTES));
     }
     let path = req.uri.path();
-    if has_dot_segments(path) {
-        return Err(ProxyError::BadRequest(
-            "the path must not contain '.' or '..' segments".into(),
-        ));
+    if let Some(problem) = path_problem(path) {
+        return Err(ProxyError::BadRequest(problem.into()));
     }
     let found = app.routes.find(path).ok_or(ProxyError::UnknownRoute)?;
     let route = Arc::clone(found.route);
     let rest = found.rest.to_string();
     facts.route = Some(Arc::clone(&route));
 
-    let identity = app.auth.authenticate_headers(&req.headers, now)?;
+    let identity = app
+        .auth
+        .authenticate_headers(&req.headers, now)
+        .inspect_err(|e| tracing::debug!(reason = %e.detail(), "tool credential refused"))?;
     facts.identity = Some(identity.clone());
 
     let platform = &route.platform;

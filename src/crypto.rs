@@ -1,7 +1,8 @@
-//! Sealing tokens at rest and signing what the proxy hands out (tickets, OAuth state).
+//! Sealing what the proxy keeps or hands out: tokens at rest, tickets, OAuth state.
 //!
-//! One master key, separate derived keys per purpose (HMAC-SHA256 of a label), so a sealed
-//! token can never be replayed as a signature and the other way round.
+//! One key derived from the master key (HMAC-SHA256 of a label), AES-256-GCM with a random
+//! nonce; the associated data names what a blob is and whose, so a ticket never opens as a
+//! token row, nor one user's row as another's.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -10,7 +11,6 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
 use crate::config::MasterKey;
 
@@ -28,22 +28,17 @@ pub enum CryptoError {
         "sealed data does not open with this key and row (wrong master key, or a swapped row)"
     )]
     Open,
-    #[error("signature does not match")]
-    BadSignature,
 }
 
 pub struct Crypto {
     seal: Aes256Gcm,
-    sign_key: [u8; 32],
 }
 
 impl Crypto {
     pub fn new(master: &MasterKey) -> Self {
         let seal_key = derive(master, b"lms-proxy seal v1");
-        let sign_key = derive(master, b"lms-proxy sign v1");
         Self {
             seal: Aes256Gcm::new((&seal_key).into()),
-            sign_key,
         }
     }
 
@@ -84,37 +79,6 @@ impl Crypto {
             )
             .map_err(|_| CryptoError::Open)
     }
-
-    /// `base64url(payload).base64url(hmac)`: compact, URL-safe, opaque to the browser.
-    pub fn sign(&self, purpose: &str, payload: &[u8]) -> String {
-        let body = URL_SAFE_NO_PAD.encode(payload);
-        let mac = self.mac(purpose, body.as_bytes());
-        format!("{body}.{}", URL_SAFE_NO_PAD.encode(mac))
-    }
-
-    /// Checks the signature in constant time and returns the payload.
-    pub fn verify(&self, purpose: &str, signed: &str) -> Result<Vec<u8>, CryptoError> {
-        let (body, mac) = signed.split_once('.').ok_or(CryptoError::Malformed)?;
-        let given = URL_SAFE_NO_PAD
-            .decode(mac)
-            .map_err(|_| CryptoError::Malformed)?;
-        let expected = self.mac(purpose, body.as_bytes());
-        if !bool::from(expected.as_slice().ct_eq(&given)) {
-            return Err(CryptoError::BadSignature);
-        }
-        URL_SAFE_NO_PAD
-            .decode(body)
-            .map_err(|_| CryptoError::Malformed)
-    }
-
-    fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.sign_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(purpose.as_bytes());
-        mac.update(&[0]);
-        mac.update(data);
-        mac.finalize().into_bytes().into()
-    }
 }
 
 fn derive(master: &MasterKey, label: &[u8]) -> [u8; 32] {
@@ -152,21 +116,5 @@ mod tests {
         assert_eq!(c.open(&sealed, b"row-b"), Err(CryptoError::Open));
         assert_eq!(crypto(2).open(&sealed, b"row-a"), Err(CryptoError::Open));
         assert_eq!(c.open(&sealed[..10], b"row-a"), Err(CryptoError::Malformed));
-    }
-
-    #[test]
-    fn signatures_check_purpose_and_content() {
-        let c = crypto(1);
-        let signed = c.sign("ticket", b"{\"a\":1}");
-        assert_eq!(c.verify("ticket", &signed).unwrap(), b"{\"a\":1}");
-        assert_eq!(c.verify("state", &signed), Err(CryptoError::BadSignature));
-        assert_eq!(
-            crypto(2).verify("ticket", &signed),
-            Err(CryptoError::BadSignature)
-        );
-        let (body, mac) = signed.split_once('.').unwrap();
-        let forged = format!("{}A.{mac}", body);
-        assert!(c.verify("ticket", &forged).is_err());
-        assert_eq!(c.verify("ticket", "no-dot"), Err(CryptoError::Malformed));
     }
 }

@@ -6,11 +6,14 @@
 
 pub mod admission;
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod errors;
+pub mod expiry;
+pub mod head_deadline;
 pub mod http;
 pub mod identity;
 pub mod lifecycle;

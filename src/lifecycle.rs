@@ -7,8 +7,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::config::{Platform, TokensConfig};
+use crate::expiry;
 use crate::metrics::{Metrics, RefreshOutcome};
 use crate::oauth::client::{Grant, OAuthClients, TokenEndpointError};
 use crate::tokens::{now_unix, TokenError, TokenRecord, Tokens};
@@ -31,6 +34,7 @@ pub enum Usable {
 }
 
 /// Why a refresh is asked for; decides, under the lock, whether it is still needed.
+#[derive(Clone, Copy)]
 enum Why<'a> {
     /// Proactive: the token is due.
     Due,
@@ -44,8 +48,8 @@ pub fn is_due(skew_secs: i64, record: &TokenRecord, now: i64) -> bool {
     let Some(expires_at) = record.expires_at else {
         return false;
     };
-    let lifetime = (expires_at - record.obtained_at).max(0);
-    now >= expires_at - skew_secs.min(lifetime / 2)
+    let lifetime = expires_at.saturating_sub(record.obtained_at).max(0);
+    now >= expires_at.saturating_sub(skew_secs.min(lifetime / 2))
 }
 
 type UserLock = Arc<tokio::sync::Mutex<()>>;
@@ -55,6 +59,7 @@ pub struct Lifecycle {
     pub oauth: OAuthClients,
     skew_secs: i64,
     locks: Mutex<HashMap<TokenKey, UserLock>>,
+    backoff: Backoff,
     metrics: Arc<Metrics>,
 }
 
@@ -71,6 +76,7 @@ impl Lifecycle {
             oauth,
             skew_secs: config.refresh_skew.as_secs() as i64,
             locks: Mutex::new(HashMap::new()),
+            backoff: Backoff::default(),
         }
     }
 
@@ -156,13 +162,31 @@ impl Lifecycle {
             self.tokens.delete(key).await?;
             return Ok(Usable::Missing { cache_hit: false });
         };
+        // What is left when no new token can be had: a proactive refresh keeps using a
+        // token that is still valid; a token the LMS rejected is dead whatever its expiry.
+        let fallback = || match why {
+            Why::Due if current.expires_at.is_some_and(|t| t > now) => Usable::Token {
+                record: Arc::clone(&current),
+                cache_hit: true,
+            },
+            _ => Usable::Unavailable,
+        };
+        if !self.backoff.may_call(&platform.id, Instant::now()) {
+            return Ok(fallback());
+        }
         let result = self.oauth.refresh(platform, &refresh_token).await;
         self.metrics.refresh(match &result {
             Ok(_) => RefreshOutcome::Refreshed,
             Err(TokenEndpointError::Refused(_)) => RefreshOutcome::Refused,
             Err(TokenEndpointError::InvalidClient(_)) => RefreshOutcome::InvalidClient,
-            Err(TokenEndpointError::Unavailable(_)) => RefreshOutcome::Unavailable,
+            Err(TokenEndpointError::Unavailable(_) | TokenEndpointError::InvalidResponse(_)) => {
+                RefreshOutcome::Unavailable
+            }
         });
+        match &result {
+            Ok(_) | Err(TokenEndpointError::Refused(_)) => self.backoff.succeeded(&platform.id),
+            Err(_) => self.backoff.failed(&platform.id, Instant::now()),
+        }
         match result {
             Ok(grant) => {
                 let record = refreshed(&current, grant, now);
@@ -174,6 +198,7 @@ impl Lifecycle {
                     cache_hit: false,
                 })
             }
+            // The only answer that deletes a grant: the LMS says the refresh token is gone.
             Err(TokenEndpointError::Refused(reason)) => {
                 tracing::info!(platform = %key.platform, tool = %key.tool, user = %key.user, %reason,
                     "refresh refused; the user must connect again");
@@ -185,16 +210,11 @@ impl Lifecycle {
                     "the LMS refused this platform's client_id/client_secret; check the developer key");
                 Ok(Usable::Unavailable)
             }
-            Err(TokenEndpointError::Unavailable(reason)) => {
-                tracing::warn!(platform = %key.platform, %reason, "token endpoint unavailable");
-                if current.expires_at.is_some_and(|t| t > now) {
-                    Ok(Usable::Token {
-                        record: current,
-                        cache_hit: true,
-                    })
-                } else {
-                    Ok(Usable::Unavailable)
-                }
+            Err(
+                e @ (TokenEndpointError::Unavailable(_) | TokenEndpointError::InvalidResponse(_)),
+            ) => {
+                tracing::warn!(platform = %key.platform, error = %e, "token endpoint unavailable");
+                Ok(fallback())
             }
         }
     }
@@ -222,7 +242,7 @@ fn refreshed(current: &TokenRecord, grant: Grant, now: i64) -> TokenRecord {
         refresh_token: grant
             .refresh_token
             .or_else(|| current.refresh_token.clone()),
-        expires_at: grant.expires_in.map(|s| now + s),
+        expires_at: grant.expires_in.map(|s| expiry::from_lifetime(now, s)),
         lms_user_id: current.lms_user_id.clone().or(grant.lms_user_id),
         obtained_at: now,
     }

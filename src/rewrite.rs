@@ -55,7 +55,7 @@ impl Rewriter<'_> {
     /// Rewrites a `Location`: an absolute URL on the LMS origin, or an absolute path.
     pub fn location(&self, value: &str) -> Option<String> {
         if value.starts_with('/') && !value.starts_with("//") {
-            return Some(self.on_proxy(value));
+            return self.on_proxy(value);
         }
         self.absolute_url(value)
     }
@@ -68,32 +68,35 @@ impl Rewriter<'_> {
         }
         let rest = &url[origin.len()..];
         match rest.as_bytes().first() {
-            None => Some(self.on_proxy("/")),
-            Some(b'/') => Some(self.on_proxy(rest)),
-            Some(b'?') | Some(b'#') => Some(self.on_proxy(&format!("/{rest}"))),
+            None => self.on_proxy("/"),
+            Some(b'/') => self.on_proxy(rest),
+            Some(b'?') | Some(b'#') => self.on_proxy(&format!("/{rest}")),
             // `https://canvas.example.edu.evil.com/...` or a different port: not ours.
             _ => None,
         }
     }
 
-    /// `path_and_query` starts with `/`; the LMS's own base path is dropped when present.
-    fn on_proxy(&self, path_and_query: &str) -> String {
+    /// The proxy's URL for an LMS path, or `None` when the path is not under `base_url`'s
+    /// path (whole segments): the proxy would fetch it under that path, a different
+    /// resource, so such a URL is left as the LMS wrote it.
+    fn on_proxy(&self, path_and_query: &str) -> Option<String> {
         let base = self.upstream.base_path.as_str();
-        let mut rest = path_and_query;
-        if !base.is_empty() {
-            if let Some(stripped) = path_and_query.strip_prefix(base) {
-                if stripped.is_empty() || stripped.starts_with(['/', '?', '#']) {
-                    rest = stripped;
-                }
+        let rest = if base.is_empty() {
+            path_and_query
+        } else {
+            let stripped = path_and_query.strip_prefix(base)?;
+            if !(stripped.is_empty() || stripped.starts_with(['/', '?', '#'])) {
+                return None;
             }
-        }
+            stripped
+        };
         let mut out = String::with_capacity(self.public_base.len() + rest.len() + 1);
         out.push_str(self.public_base);
         if !rest.starts_with('/') {
             out.push('/');
         }
         out.push_str(rest);
-        out
+        Some(out)
     }
 }
 
@@ -153,6 +156,27 @@ mod tests {
     }
 
     #[test]
+    fn links_outside_the_base_path_are_left_alone() {
+        let up = upstream("https://lms.example/lms");
+        let r = Rewriter {
+            upstream: &up,
+            public_base: "https://proxy.example.edu/c",
+        };
+        assert_eq!(r.link("<https://lms.example/lmsx/a>; rel=\"next\""), None);
+        assert_eq!(r.link("<https://lms.example/other/a>; rel=\"next\""), None);
+        assert_eq!(
+            r.link("<https://lms.example/lms/api/v1/a?page=2>; rel=\"next\"")
+                .unwrap(),
+            "<https://proxy.example.edu/c/api/v1/a?page=2>; rel=\"next\""
+        );
+        assert_eq!(
+            r.link("<https://lms.example/lms?x=1>; rel=\"next\"")
+                .unwrap(),
+            "<https://proxy.example.edu/c/?x=1>; rel=\"next\""
+        );
+    }
+
+    #[test]
     fn quoted_angle_brackets_are_not_urls() {
         let up = upstream("https://canvas.example.edu");
         let r = Rewriter {
@@ -183,13 +207,14 @@ mod tests {
             "https://proxy.example.edu/c/login"
         );
         assert_eq!(
-            r.location("/other").unwrap(),
-            "https://proxy.example.edu/c/other"
-        );
-        assert_eq!(
-            r.location("http://127.0.0.1:8081").unwrap(),
+            r.location("http://127.0.0.1:8081/lms").unwrap(),
             "https://proxy.example.edu/c/"
         );
+        // Outside base_url's path: the proxy would fetch another resource. Left alone.
+        assert_eq!(r.location("/other"), None);
+        assert_eq!(r.location("http://127.0.0.1:8081"), None);
+        assert_eq!(r.location("http://127.0.0.1:8081/other/a"), None);
+        assert_eq!(r.location("http://127.0.0.1:8081/lmsx/a"), None);
         assert_eq!(r.location("relative/path"), None);
         assert_eq!(r.location("//evil.example/x"), None);
         assert_eq!(r.location("https://elsewhere.example/x"), None);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{AllowRule, Config, MethodMatch, Platform, Segment};
+use crate::config::{percent_decode, AllowRule, Config, MethodMatch, Platform, Segment};
 
 use crate::config::RESERVED_PATHS;
 
@@ -37,7 +37,11 @@ impl RouteTable {
                 Some(Arc::new(RouteEntry {
                     prefix: r.prefix.clone(),
                     platform: Arc::clone(platforms.get(&r.platform)?),
-                    allow: r.allow.clone(),
+                    allow: r.allow.clone().or_else(|| {
+                        platforms
+                            .get(&r.platform)
+                            .and_then(|p| p.kind.default_allow())
+                    }),
                     public_base: public_base(&config.server.public_url, &r.prefix),
                 }))
             })
@@ -88,28 +92,43 @@ pub fn is_reserved(path: &str) -> bool {
     })
 }
 
-/// `.` and `..` segments (plain or percent-encoded) could let a path slip past the allowlist
-/// once the LMS normalises it, so such paths are refused outright.
-pub fn has_dot_segments(path: &str) -> bool {
-    // Most API paths have neither character: one scan instead of a split per request.
-    if !path.bytes().any(|b| b == b'.' || b == b'%') {
-        return false;
+/// Why a path may not go to the LMS, if it may not. It is judged as the LMS will see it,
+/// percent-decoded: a `.` or `..` segment (split on `/` and `\\`), a backslash or a NUL could
+/// let it slip past the allowlist once the LMS or a server in front of it normalises the
+/// path. `%2F` inside a segment is not a separator for the allowlist (Canvas SIS ids use it)
+/// but counts as one here, so `..%2F` is refused too.
+pub fn path_problem(path: &str) -> Option<&'static str> {
+    // Most API paths have none of these bytes: one scan, no allocation.
+    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
+        return None;
     }
-    path.split('/').any(|segment| {
-        let dot = |s: &str| s == "." || s.eq_ignore_ascii_case("%2e");
-        match segment.len() {
-            1 | 3 => dot(segment),
-            // "..", ".%2e", "%2e.", "%2e%2e"
-            2 | 4 | 6 => (1..segment.len())
-                .any(|i| segment.is_char_boundary(i) && dot(&segment[..i]) && dot(&segment[i..])),
-            _ => false,
-        }
-    })
+    let decoded = if path.contains('%') {
+        std::borrow::Cow::Owned(percent_decode(path))
+    } else {
+        std::borrow::Cow::Borrowed(path)
+    };
+    if decoded.contains('\\') {
+        return Some("the path must not contain a backslash");
+    }
+    if decoded.contains('\0') {
+        return Some("the path must not contain a NUL byte");
+    }
+    decoded
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+        .then_some("the path must not contain '.' or '..' segments")
 }
 
 impl RouteEntry {
-    /// No allowlist allows everything; otherwise some rule must match method and path.
+    /// The LMS's own login and token endpoints need a rule naming them exactly; any other
+    /// path needs a matching rule, or no allowlist at all (generic OAuth2's default).
     pub fn allows(&self, method: &http::Method, rest: &str) -> bool {
+        if self.platform.kind.is_own_endpoint(rest) {
+            return self
+                .allow
+                .as_ref()
+                .is_some_and(|rules| rules.iter().any(|rule| rule.names_exactly(method, rest)));
+        }
         match &self.allow {
             None => true,
             Some(rules) => rules.iter().any(|rule| rule_allows(rule, method, rest)),
@@ -155,6 +174,7 @@ fn matches(pattern: &[Segment], path: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PlatformKind;
     use http::Method;
 
     fn entry(allow: &[&str]) -> RouteEntry {
@@ -234,16 +254,54 @@ mod tests {
     }
 
     #[test]
-    fn dot_segments_are_spotted() {
-        assert!(has_dot_segments("/api/../login"));
-        assert!(has_dot_segments("/api/%2E%2e/login"));
-        assert!(has_dot_segments("/api/.%2e/login"));
-        assert!(has_dot_segments("/api/%2e./login"));
-        assert!(has_dot_segments("/api/%2e"));
-        assert!(!has_dot_segments("/api/.x/login"));
-        assert!(!has_dot_segments("/api/%2e%2e%2e"));
-        assert!(has_dot_segments("/api/./x"));
-        assert!(!has_dot_segments("/api/v1/files/a..b"));
+    fn paths_are_judged_decoded() {
+        for bad in [
+            "/api/../login",
+            "/api/%2E%2e/login",
+            "/api/.%2e/login",
+            "/api/%2e./login",
+            "/api/%2e",
+            "/api/./x",
+            "/api\\..\\login",
+            "/api/v1\\x",
+            "/api/%5C..%5Clogin",
+            "/api/..%2Flogin",
+            "/api/x%2F..%2F..%2Flogin",
+            "/api/a%00b",
+        ] {
+            assert!(path_problem(bad).is_some(), "{bad}");
+        }
+        for good in [
+            "/api/.x/login",
+            "/api/%2e%2e%2e",
+            "/api/v1/files/a..b",
+            "/api/v1/courses/sis_course_id:A%2FB",
+            "/api/v1/courses",
+        ] {
+            assert_eq!(path_problem(good), None, "{good}");
+        }
+    }
+
+    #[test]
+    fn own_endpoints_need_an_exact_rule() {
+        let wild = entry(&["* /**"]);
+        assert!(wild.allows(&Method::GET, "/api/v1/courses"));
+        assert!(!wild.allows(&Method::DELETE, "/login/oauth2/token"));
+        assert!(!wild.allows(&Method::GET, "/login/session_token"));
+        let exact = entry(&["* /**", "GET /login/session_token"]);
+        assert!(exact.allows(&Method::GET, "/login/session_token"));
+        assert!(!exact.allows(&Method::DELETE, "/login/oauth2/token"));
+    }
+
+    #[test]
+    fn canvas_routes_default_to_the_api() {
+        let mut e = entry(&[]);
+        e.allow = PlatformKind::Canvas.default_allow();
+        assert!(e.allows(&Method::POST, "/api/v1/courses/1/discussion_topics"));
+        assert!(!e.allows(&Method::GET, "/courses/1"));
+        assert!(!e.allows(&Method::DELETE, "/login/oauth2/token"));
+        e.allow = PlatformKind::OAuth2.default_allow();
+        assert!(e.allows(&Method::GET, "/anything/at/all"));
     }
 
     #[test]

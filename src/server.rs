@@ -3,10 +3,14 @@
 use std::sync::Arc;
 
 use pingora::server::configuration::ServerConf;
-use pingora::server::{RunArgs, Server};
+use pingora::server::{
+    RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, UnixShutdownSignalWatch,
+};
+use pingora::services::listening::Service;
 
 use crate::app::App;
 use crate::config::Config;
+use crate::head_deadline::HeadDeadlineApp;
 use crate::logging::AccessLog;
 use crate::proxy::LmsProxy;
 
@@ -38,7 +42,9 @@ pub fn run(config: Config, access: AccessLog) -> Result<(), ServeError> {
     }
     let server = build(app, access)?;
     // Not `run_forever`: it calls `process::exit`, and the last log lines would be lost.
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(InterruptIsGraceful),
+    });
     Ok(())
 }
 
@@ -65,9 +71,13 @@ fn build(app: Arc<App>, access: AccessLog) -> Result<Server, ServeError> {
     let listen = settings.listen.to_string();
     let tls = settings.tls.clone();
     let public_url = settings.public_url.clone();
-    let mut service = pingora::proxy::http_proxy_service(
+    let proxy = pingora::proxy::http_proxy(
         &server.configuration,
         LmsProxy::new(Arc::clone(&app), access),
+    );
+    let mut service = Service::new(
+        "lms-proxy".to_string(),
+        HeadDeadlineApp::new(proxy, settings.header_timeout),
     );
     match &tls {
         Some(tls) => service
@@ -87,4 +97,30 @@ fn build(app: Arc<App>, access: AccessLog) -> Result<Server, ServeError> {
         "lms-proxy listening"
     );
     Ok(server)
+}
+
+/// SIGINT (Ctrl-C) stops the proxy as SIGTERM does. Pingora's own watcher makes SIGINT a
+/// fast shutdown that tears the runtimes down under the running accept loops, which then
+/// spun on "Accept() failed ... Tokio context ... being shutdown", writing gigabytes of log.
+/// The graceful path stops the listeners first.
+struct InterruptIsGraceful;
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for InterruptIsGraceful {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut interrupt), Ok(mut terminate), Ok(mut quit)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::quit()),
+        ) else {
+            tracing::warn!("cannot watch signals; SIGINT will stop the proxy abruptly");
+            return UnixShutdownSignalWatch.recv().await;
+        };
+        tokio::select! {
+            _ = quit.recv() => ShutdownSignal::GracefulUpgrade,
+            _ = terminate.recv() => ShutdownSignal::GracefulTerminate,
+            _ = interrupt.recv() => ShutdownSignal::GracefulTerminate,
+        }
+    }
 }

@@ -1,9 +1,13 @@
-//! Tickets: proxy-signed, short-lived credentials that let a browser start the consent flow
+//! Tickets: proxy-sealed, short-lived credentials that let a browser start the consent flow
 //! for one (platform, tool, user) without carrying the tool's JWT in a URL.
 //!
 //! A ticket names everything the callback needs to check, so the proxy keeps no state until
-//! the browser actually arrives.
+//! the browser actually arrives. It is sealed (AES-GCM), not only signed: a consent URL passes
+//! through browsers, histories and the LMS's logs, and must not reveal the user, the tool or
+//! the return address.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{random_token, Crypto};
@@ -11,7 +15,8 @@ use crate::types::{PlatformId, ToolId, UserKey};
 
 /// Ten minutes, like the OAuth state it turns into.
 pub const TICKET_LIFETIME_SECS: i64 = 600;
-const PURPOSE: &str = "ticket";
+/// Associated data: a ticket opens only as a ticket, never as a sealed token row or state.
+const PURPOSE: &[u8] = b"lms-proxy ticket v1";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {
@@ -56,12 +61,15 @@ impl Ticket {
     }
 
     pub fn seal(&self, crypto: &Crypto) -> String {
-        crypto.sign(PURPOSE, &serde_json::to_vec(self).unwrap_or_default())
+        URL_SAFE_NO_PAD.encode(crypto.seal(&serde_json::to_vec(self).unwrap_or_default(), PURPOSE))
     }
 
-    pub fn open(crypto: &Crypto, signed: &str, now: i64) -> Result<Self, TicketError> {
+    pub fn open(crypto: &Crypto, sealed: &str, now: i64) -> Result<Self, TicketError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| TicketError::Invalid)?;
         let payload = crypto
-            .verify(PURPOSE, signed)
+            .open(&bytes, PURPOSE)
             .map_err(|_| TicketError::Invalid)?;
         let ticket: Ticket = serde_json::from_slice(&payload).map_err(|_| TicketError::Invalid)?;
         if ticket.exp <= now {
@@ -109,5 +117,10 @@ mod tests {
         );
         let url = t.start_url(&crypto, "https://p.example.edu");
         assert!(url.starts_with("https://p.example.edu/oauth/start/canvas?ticket="));
+        // Sealed: nothing of the ticket can be read from the URL.
+        let sealed = URL_SAFE_NO_PAD.decode(&signed).unwrap();
+        for part in [&b"u1"[..], b"quiz", b"\"42\""] {
+            assert!(!sealed.windows(part.len()).any(|w| w == part));
+        }
     }
 }

@@ -87,6 +87,31 @@ secret_type!(
     Secret
 );
 
+/// Longest LMS token the proxy accepts; real ones are well under 2 KiB.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// RFC 6750's `b64token`: `A-Z a-z 0-9 - . _ ~ + /`, then `=` padding, 1 to
+/// [`MAX_TOKEN_LEN`] characters. Only such a token can be placed in an `Authorization`
+/// header as the LMS expects; anything else (a newline, a space, a control character) is
+/// refused where it enters, so it can never displace or split a header on the way out.
+pub fn is_token_shape(token: &str) -> bool {
+    let bytes = token.as_bytes();
+    if bytes.is_empty() || bytes.len() > MAX_TOKEN_LEN {
+        return false;
+    }
+    let body_len = bytes.len() - bytes.iter().rev().take_while(|&&b| b == b'=').count();
+    body_len > 0
+        && bytes[..body_len].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+/// An LMS user id as the proxy keeps it: 1 to 255 visible ASCII characters, safe in logs,
+/// JSON and comparisons.
+pub fn is_lms_user_id_shape(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// The key under which one user's grant to one tool on one platform is stored.
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 pub struct TokenKey {
@@ -129,6 +154,28 @@ mod tests {
         let token = AccessToken::new("very-secret-value");
         assert_eq!(format!("{token:?}"), "AccessToken(<redacted>)");
         assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
+    }
+
+    #[test]
+    fn token_shape_is_rfc6750_b64token() {
+        for good in ["a", "sandbox~abc.DEF-1_2+3/4", "abc==", "1~xyz"] {
+            assert!(is_token_shape(good), "{good}");
+        }
+        let long = "a".repeat(MAX_TOKEN_LEN + 1);
+        for bad in [
+            "",
+            "=",
+            "a b",
+            "EVIL\nX",
+            "a\r\nX-Evil: 1",
+            "a=b",
+            "tab\t",
+            "é",
+            long.as_str(),
+        ] {
+            assert!(!is_token_shape(bad), "{bad:?}");
+        }
+        assert!(is_token_shape(&"a".repeat(MAX_TOKEN_LEN)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 const EXPORTER: &str = r#"
 [[tools]]
 id = "exporter"
-secret_env = "OTHER_TOOL_SECRET"
+secret_env = "EXPORTER_TOOL_SECRET"
 platforms = ["canvas"]
 export_tokens = true
 "#;

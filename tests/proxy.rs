@@ -131,12 +131,16 @@ async fn pagination_links_point_back_at_the_proxy_and_work() {
 
 #[tokio::test]
 async fn location_is_rewritten_only_for_the_lms_origin() {
-    let w = world("").await;
-    let r = w.get("/canvas/courses/3").await;
+    // A route that opens one of the LMS's web pages (routes default to its API).
+    let w = world(
+        "[[routes]]\nprefix = \"/web\"\nplatform = \"canvas\"\nallow = [\"GET /courses/*\"]\n",
+    )
+    .await;
+    let r = w.get("/web/courses/3").await;
     assert_eq!(r.status(), 302);
     assert_eq!(
         r.headers()["location"],
-        w.setup.url("/canvas/api/v1/courses/3").as_str()
+        w.setup.url("/web/api/v1/courses/3").as_str()
     );
     let r = w.get("/canvas/api/v1/files/9/download").await;
     assert_eq!(r.status(), 302);

@@ -15,10 +15,14 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::crypto::Crypto;
+use crate::expiry;
 use crate::identity::user_key;
 use crate::store::{self, ListFilter};
 use crate::tokens::{now_unix, TokenRecord, Tokens};
-use crate::types::{AccessToken, PlatformId, RefreshToken, TokenKey, ToolId, UserKey};
+use crate::types::{
+    is_lms_user_id_shape, is_token_shape, AccessToken, PlatformId, RefreshToken, TokenKey, ToolId,
+    UserKey,
+};
 
 #[derive(clap::Subcommand)]
 pub enum TokensCommand {
@@ -208,11 +212,15 @@ async fn tokens(config: &Config) -> Result<Tokens, String> {
     Ok(Tokens::new(store, crypto, &config.tokens))
 }
 
+/// Always RFC 3339: a row written before expiries were bounded is shown at the nearest
+/// year RFC 3339 can spell (0000 or 9999), never as a raw number.
 fn rfc3339(unix: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(unix)
+    const YEAR_0: i64 = -62_167_219_200;
+    const END_OF_9999: i64 = 253_402_300_799;
+    OffsetDateTime::from_unix_timestamp(unix.clamp(YEAR_0, END_OF_9999))
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
+        .unwrap_or_else(|| "9999-12-31T23:59:59Z".into())
 }
 
 #[derive(Deserialize)]
@@ -293,32 +301,51 @@ fn parse_line(line: &str, now: i64) -> Result<(UserKey, TokenRecord), String> {
     })?;
     let user =
         user_key(parsed.user.as_bytes()).ok_or("user must be 1 to 255 visible ASCII characters")?;
-    if parsed.access_token.trim().is_empty() {
-        return Err("access_token is empty".into());
+    if !is_token_shape(&parsed.access_token) {
+        return Err(
+            "access_token must be 1-4096 characters of A-Z a-z 0-9 - . _ ~ + / (then = padding)"
+                .into(),
+        );
     }
     if parsed
         .refresh_token
         .as_deref()
-        .is_some_and(|r| r.trim().is_empty())
+        .is_some_and(|r| !is_token_shape(r))
     {
-        return Err("refresh_token is empty (leave it out instead)".into());
+        return Err(
+            "refresh_token must be 1-4096 characters of A-Z a-z 0-9 - . _ ~ + / (then = padding); leave it out when there is none"
+                .into(),
+        );
     }
     let expires_at = match (parsed.expires_at, parsed.expires_in) {
         (Some(_), Some(_)) => return Err("give expires_at or expires_in, not both".into()),
         (Some(TimeValue::Unix(t)), None) => Some(t),
         (Some(TimeValue::Text(s)), None) => Some(
             OffsetDateTime::parse(&s, &Rfc3339)
-                .map_err(|_| format!("expires_at {s:?} is not RFC 3339 (2026-01-31T12:00:00Z)"))?
+                .map_err(|_| "expires_at is not RFC 3339 (2026-01-31T12:00:00Z)".to_string())?
                 .unix_timestamp(),
         ),
-        (None, Some(secs)) if secs > 0 => Some(now + secs),
-        (None, Some(_)) => return Err("expires_in must be positive".into()),
+        (None, Some(secs)) if (1..=expiry::MAX_LIFETIME_SECS).contains(&secs) => {
+            Some(expiry::from_lifetime(now, secs))
+        }
+        (None, Some(_)) => {
+            return Err("expires_in must be between 1 second and 10 years".into());
+        }
         (None, None) => None,
     };
+    if expires_at.is_some_and(|t| !expiry::is_within_window(now, t)) {
+        return Err("expires_at must lie within ten years of now".into());
+    }
     let lms_user_id = parsed.lms_user_id.map(|id| match id {
         IdValue::Number(n) => n.to_string(),
         IdValue::Text(s) => s,
     });
+    if lms_user_id
+        .as_deref()
+        .is_some_and(|id| !is_lms_user_id_shape(id))
+    {
+        return Err("lms_user_id must be 1 to 255 visible ASCII characters".into());
+    }
     Ok((
         user,
         TokenRecord {
@@ -341,9 +368,10 @@ mod tests {
 
 {"user":"u2","access_token":"a2","expires_at":"2030-01-01T00:00:00Z","lms_user_id":"x"}
 {"user":"u3","access_token":"a3","expires_at":1900000000}"#;
-        let records = parse_import(input.as_bytes(), 1000).unwrap();
+        let now = 1_800_000_000;
+        let records = parse_import(input.as_bytes(), now).unwrap();
         assert_eq!(records.len(), 3);
-        assert_eq!(records[0].1.expires_at, Some(4600));
+        assert_eq!(records[0].1.expires_at, Some(now + 3600));
         assert_eq!(records[0].1.lms_user_id.as_deref(), Some("42"));
         assert_eq!(records[1].1.expires_at, Some(1_893_456_000));
         assert_eq!(records[2].1.refresh_token, None);
@@ -371,6 +399,55 @@ not json
         assert!(!text.contains("12345"));
         assert!(text.contains("missing field `access_token`"));
         assert!(text.contains("unknown field `surprise`"));
+    }
+
+    #[test]
+    fn refuses_malformed_tokens_and_absurd_expiries_without_echoing_them() {
+        let now = 1_800_000_000;
+        let input = format!(
+            "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}",
+            r#"{"user":"u1","access_token":"EVIL\nX-Leak: 1"}"#,
+            r#"{"user":"u2","access_token":"ok","refresh_token":"bad token"}"#,
+            r#"{"user":"u3","access_token":"ok","expires_in":9223372036854775807}"#,
+            r#"{"user":"u4","access_token":"ok","expires_at":-9223372036854775808}"#,
+            r#"{"user":"u5","access_token":"ok","expires_at":9223372036854775807}"#,
+            r#"{"user":"u6","access_token":"ok","expires_at":"10000-01-01T00:00:00Z"}"#,
+            r#"{"user":"u7","access_token":"ok","expires_at":"0001-01-01T00:00:00Z"}"#,
+            r#"{"user":"u8","access_token":"ok","lms_user_id":"a\u0007b"}"#,
+            r#"{"user":"u9","access_token":"ok","expires_at":"garbage-secret"}"#,
+        );
+        let problems = parse_import(input.as_bytes(), now).unwrap_err();
+        let text = problems.join("\n");
+        for n in 1..=9 {
+            assert!(
+                text.contains(&format!("line {n}:")),
+                "line {n} missing:\n{text}"
+            );
+        }
+        for secret in ["EVIL", "X-Leak", "bad token", "garbage-secret", "10000-01"] {
+            assert!(!text.contains(secret), "{secret} echoed:\n{text}");
+        }
+    }
+
+    #[test]
+    fn expiries_at_the_edge_of_the_window_are_kept() {
+        let now = 1_800_000_000;
+        let input = format!(
+            r#"{{"user":"u1","access_token":"a","expires_in":{}}}"#,
+            expiry::MAX_LIFETIME_SECS
+        );
+        let records = parse_import(input.as_bytes(), now).unwrap();
+        assert_eq!(
+            records[0].1.expires_at,
+            Some(now + expiry::MAX_LIFETIME_SECS)
+        );
+    }
+
+    #[test]
+    fn expiries_print_as_rfc3339_whatever_is_stored() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MAX), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339(i64::MIN), "0000-01-01T00:00:00Z");
     }
 
     #[test]

@@ -28,6 +28,7 @@ pub struct ServerSection {
     pub threads: Option<usize>,
     pub metrics_listen: Option<String>,
     pub max_tool_token_ttl_secs: Option<u64>,
+    pub header_timeout_ms: Option<u64>,
     pub tls: Option<TlsSection>,
 }
 

@@ -20,7 +20,7 @@ use url::Url;
 
 use crate::types::{PlatformId, Secret, ToolId};
 
-pub use allow::{AllowRule, MethodMatch, PathPattern, Segment};
+pub use allow::{percent_decode, AllowRule, MethodMatch, PathPattern, Segment};
 pub use validate::{decode_master_key, RESERVED_PATHS};
 
 /// Where the config's environment variables come from: the process environment in production,
@@ -95,6 +95,8 @@ pub struct ServerConfig {
     pub threads: usize,
     pub metrics_listen: Option<SocketAddr>,
     pub max_tool_token_ttl: Duration,
+    /// A request head must arrive whole within this (slow clients are cut off).
+    pub header_timeout: Duration,
     pub tls: Option<TlsListener>,
 }
 

@@ -1,6 +1,6 @@
 //! Turns the file's raw sections into the typed config, collecting every problem on the way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +21,11 @@ use crate::types::{PlatformId, Secret, ToolId};
 pub const RESERVED_PATHS: [&str; 4] = ["/oauth/", "/api/oauth/", "/healthz", "/readyz"];
 
 const MIN_TOOL_SECRET_BYTES: usize = 32;
+const MAX_THREADS: u64 = 1024;
+/// 30 days: a tool JWT that lives longer is a password in disguise.
+const MAX_TOOL_TOKEN_TTL_SECS: u64 = 2_592_000;
+/// Ten minutes: longer than any LMS call or token request should ever take.
+const MAX_TIMEOUT_MS: u64 = 600_000;
 
 struct Checker<'a> {
     problems: Vec<Problem>,
@@ -51,6 +56,16 @@ impl Checker<'_> {
                 self.problem(path, format!("environment variable {name} is not set"));
                 None
             }
+        }
+    }
+
+    /// `value` when it lies in `min..=max`; otherwise a problem naming the range.
+    fn in_range(&mut self, key: &str, value: u64, min: u64, max: u64) -> Option<u64> {
+        if (min..=max).contains(&value) {
+            Some(value)
+        } else {
+            self.problem(key, format!("{value} is out of range: give {min} to {max}"));
+            None
         }
     }
 
@@ -176,6 +191,8 @@ pub fn validate(
         }
     }
 
+    shared_tool_credentials(&mut c, &raw.tools, &tools);
+
     match (server, store) {
         (Some(server), Some(store)) if c.problems.is_empty() => Ok(Config {
             server,
@@ -208,21 +225,23 @@ fn server(c: &mut Checker<'_>, s: &ServerSection) -> Option<ServerConfig> {
                 }
             });
     let threads = match s.threads {
-        Some(0) => {
-            c.problem("server.threads", "must be at least 1");
-            None
-        }
-        Some(n) => Some(n),
+        Some(n) => c
+            .in_range("server.threads", n as u64, 1, MAX_THREADS)
+            .map(|n| n as usize),
         None => Some(std::thread::available_parallelism().map_or(2, |n| n.get())),
     };
     let max_ttl = match s.max_tool_token_ttl_secs {
-        Some(0) => {
-            c.problem("server.max_tool_token_ttl_secs", "must be at least 1");
-            None
-        }
-        Some(n) => Some(Duration::from_secs(n)),
+        Some(n) => c
+            .in_range(
+                "server.max_tool_token_ttl_secs",
+                n,
+                60,
+                MAX_TOOL_TOKEN_TTL_SECS,
+            )
+            .map(Duration::from_secs),
         None => Some(Duration::from_secs(86_400)),
     };
+    let header_timeout = timeout(c, "server.header_timeout_ms", s.header_timeout_ms, 10_000);
     let tls = s.tls.as_ref().and_then(|t| {
         let cert = c.existing_file("server.tls.cert", &t.cert);
         let key = c.existing_file("server.tls.key", &t.key);
@@ -240,6 +259,7 @@ fn server(c: &mut Checker<'_>, s: &ServerSection) -> Option<ServerConfig> {
         threads: threads?,
         metrics_listen,
         max_tool_token_ttl: max_ttl?,
+        header_timeout: header_timeout?,
         tls,
     })
 }
@@ -447,11 +467,9 @@ fn timeout(
     default_ms: u64,
 ) -> Option<Duration> {
     match value {
-        Some(0) => {
-            c.problem(key, "must be at least 1");
-            None
-        }
-        Some(ms) => Some(Duration::from_millis(ms)),
+        Some(ms) => c
+            .in_range(key, ms, 1, MAX_TIMEOUT_MS)
+            .map(Duration::from_millis),
         None => Some(Duration::from_millis(default_ms)),
     }
 }
@@ -697,7 +715,63 @@ fn tool(
     })
 }
 
+/// Two tools with one credential would be one tool able to act as the other: refused,
+/// whether they name one `secret_env`, two variables holding the same secret, or one key hash.
+fn shared_tool_credentials(c: &mut Checker<'_>, sections: &[ToolSection], tools: &[Arc<Tool>]) {
+    let mut env_names: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in sections.iter().enumerate() {
+        if let Some(var) = &t.secret_env {
+            if let Some(first) = env_names.insert(var.as_str(), i) {
+                c.problem(
+                    format!("tools[{i}].secret_env"),
+                    format!("{var} is also tools[{first}]'s secret: give every tool its own"),
+                );
+            }
+        }
+    }
+    let key = |id: &ToolId| {
+        let i = sections
+            .iter()
+            .position(|s| s.id == id.as_str())
+            .unwrap_or(0);
+        format!("tools[{i}]")
+    };
+    let mut secrets: HashMap<&str, &ToolId> = HashMap::new();
+    let mut hashes: HashMap<[u8; 32], &ToolId> = HashMap::new();
+    for tool in tools {
+        let secret = tool.jwt_key.as_ref().and_then(|k| k.secret.as_ref());
+        if let Some(secret) = secret {
+            if let Some(other) = secrets.insert(secret.expose(), &tool.id) {
+                if *other != tool.id {
+                    c.problem(
+                        format!("{}.secret_env", key(&tool.id)),
+                        format!("holds the same secret as tool {other}: give every tool its own"),
+                    );
+                }
+            }
+        }
+        for hash in &tool.api_key_hashes {
+            if let Some(other) = hashes.insert(*hash, &tool.id) {
+                c.problem(
+                    format!("{}.api_key_sha256", key(&tool.id)),
+                    if *other == tool.id {
+                        "lists the same key twice".to_string()
+                    } else {
+                        format!("a key is also tool {other}'s: give every tool its own")
+                    },
+                );
+            }
+        }
+    }
+}
+
 fn public_key(pem: &[u8]) -> Result<DecodingKey, String> {
+    if pem.windows(11).any(|w| w == b"PRIVATE KEY") {
+        return Err(
+            "holds a private key: give the tool's public key only (openssl pkey -in KEY -pubout), and keep the private key with the tool"
+                .into(),
+        );
+    }
     DecodingKey::from_rsa_pem(pem)
         .or_else(|_| DecodingKey::from_ec_pem(pem))
         .or_else(|_| DecodingKey::from_ed_pem(pem))

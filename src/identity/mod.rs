@@ -39,6 +39,11 @@ pub struct Identity {
     pub via_jwt: bool,
 }
 
+/// What a tool is told for every JWT that does not verify, whatever the reason: one message,
+/// so an unknown `iss` cannot be told from a known one with a bad signature (tool ids cannot
+/// be probed). The reason itself is logged at debug level ([`CredentialError::detail`]).
+const JWT_REFUSED: &str = "the tool JWT was refused: unknown iss, bad signature, or invalid claims (exp, nbf, iat, aud, sub, lifetime)";
+
 /// Why a credential was refused. The text is shown to the tool; it never repeats the credential.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CredentialError {
@@ -48,23 +53,25 @@ pub enum CredentialError {
     NotBearer,
     #[error("the Authorization header is longer than {MAX_AUTHORIZATION_BYTES} bytes")]
     TooLong,
-    #[error("the tool JWT is malformed")]
+    #[error("{JWT_REFUSED}")]
     Malformed,
-    #[error("the tool JWT names an unknown tool in iss")]
+    #[error("{JWT_REFUSED}")]
     UnknownTool,
-    #[error("the tool JWT's signature does not verify")]
+    #[error("{JWT_REFUSED}")]
     BadSignature,
-    #[error("the tool JWT has expired")]
+    #[error("{JWT_REFUSED}")]
     Expired,
-    #[error("the tool JWT is not valid yet (nbf)")]
+    #[error("{JWT_REFUSED}")]
     NotYetValid,
-    #[error("the tool JWT's aud must be this proxy's public_url")]
+    #[error("{JWT_REFUSED}")]
+    IssuedInTheFuture,
+    #[error("{JWT_REFUSED}")]
     WrongAudience,
-    #[error("the tool JWT lacks the required claim {0}")]
+    #[error("{JWT_REFUSED}")]
     MissingClaim(String),
-    #[error("the tool JWT lives longer than the allowed {0} seconds")]
+    #[error("{JWT_REFUSED}")]
     TooLongLived(u64),
-    #[error("the tool JWT's sub must be 1 to 255 visible ASCII characters")]
+    #[error("{JWT_REFUSED}")]
     BadSubject,
     #[error("unknown API key")]
     UnknownApiKey,
@@ -72,6 +79,25 @@ pub enum CredentialError {
     MissingUserHeader,
     #[error("X-LMS-User must be 1 to 255 visible ASCII characters")]
     BadUserHeader,
+}
+
+impl CredentialError {
+    /// The precise reason, for the proxy's own debug log; never sent to the tool.
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Malformed => "malformed JWT".into(),
+            Self::UnknownTool => "unknown iss".into(),
+            Self::BadSignature => "bad signature or algorithm".into(),
+            Self::Expired => "expired".into(),
+            Self::NotYetValid => "nbf in the future".into(),
+            Self::IssuedInTheFuture => "iat in the future".into(),
+            Self::WrongAudience => "aud is not this proxy's public_url".into(),
+            Self::MissingClaim(claim) => format!("claim {claim} missing"),
+            Self::TooLongLived(max) => format!("exp is more than {max} s away"),
+            Self::BadSubject => "sub is not 1-255 visible ASCII characters".into(),
+            other => other.to_string(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -179,7 +205,7 @@ impl ToolAuth {
         }
         // Also the path of a remembered JWT that has just expired: checked again, refused.
         let verified = self.verify_jwt_uncached(jwt, now)?;
-        let until = verified.exp + LEEWAY_SECS;
+        let until = verified.exp.saturating_add(LEEWAY_SECS);
         self.verified
             .insert(digest, verified.identity.clone(), until, now);
         Ok(verified.identity)
@@ -204,17 +230,24 @@ impl ToolAuth {
         let exp = claims
             .exp
             .ok_or_else(|| CredentialError::MissingClaim("exp".into()))?;
-        if exp + LEEWAY_SECS <= now {
+        if exp.saturating_add(LEEWAY_SECS) <= now {
             return Err(CredentialError::Expired);
         }
-        if claims.nbf.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(LEEWAY_SECS))
+        {
             return Err(CredentialError::NotYetValid);
         }
-        let lifetime = match claims.iat {
-            Some(iat) => exp.saturating_sub(iat),
-            None => exp.saturating_sub(now).saturating_sub(LEEWAY_SECS),
-        };
-        if lifetime > self.max_ttl_secs as i64 {
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS))
+        {
+            return Err(CredentialError::IssuedInTheFuture);
+        }
+        // Measured from now, whatever `iat` says: a future `iat` must not stretch the cap.
+        let remaining = exp.saturating_sub(now).saturating_sub(LEEWAY_SECS);
+        if remaining > self.max_ttl_secs as i64 {
             return Err(CredentialError::TooLongLived(self.max_ttl_secs));
         }
         let sub = claims
@@ -405,6 +438,15 @@ mod tests {
                 CredentialError::TooLongLived(86_400),
             ),
             (
+                // A far future exp with an iat just before it: the lifetime counts from now.
+                json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+315_360_000,"iat":NOW+315_360_000-60}),
+                CredentialError::IssuedInTheFuture,
+            ),
+            (
+                json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+90_000,"iat":NOW+20}),
+                CredentialError::TooLongLived(86_400),
+            ),
+            (
                 json!({"iss":"quiz","aud":AUD,"exp":NOW+60}),
                 CredentialError::MissingClaim("sub".into()),
             ),
@@ -417,6 +459,21 @@ mod tests {
             let err = check(&jwt(claims.clone())).unwrap_err();
             assert_eq!(err, expected, "{claims}");
         }
+    }
+
+    #[test]
+    fn unknown_issuers_and_bad_signatures_read_the_same() {
+        let unknown = check(&jwt(json!({"iss":"nope","sub":"u","aud":AUD,"exp":NOW+60})));
+        let forged = encode(
+            &Header::default(),
+            &json!({"iss":"quiz","sub":"u","aud":AUD,"exp":NOW+60}),
+            &EncodingKey::from_secret(b"another-secret-another-secret-xx"),
+        )
+        .unwrap();
+        let (unknown, forged) = (unknown.unwrap_err(), check(&forged).unwrap_err());
+        assert_ne!(unknown, forged);
+        assert_eq!(unknown.to_string(), forged.to_string());
+        assert_ne!(unknown.detail(), forged.detail());
     }
 
     #[test]

@@ -9,7 +9,10 @@ mod access;
 use std::io::BufWriter;
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 pub use access::{AccessLine, AccessLog};
 
@@ -32,18 +35,29 @@ pub fn init(format: LogFormat) -> Logging {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
         .finish(BufWriter::new(std::io::stderr()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(writer.clone())
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let layer = match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer.json().flatten_event(true).boxed(),
     };
+    // A second subscriber (tests that init twice) is refused; the first one stays.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer.with_filter(filter_fn(no_dumps)))
+        .try_init();
     // Asked after the subscriber is installed, so `RUST_LOG` decides as for any other line.
     let enabled = tracing::enabled!(target: access::TARGET, tracing::Level::INFO);
     Logging {
         guard,
         access: AccessLog::new(format, enabled.then_some(writer)),
     }
+}
+
+/// Pingora's debug and trace lines dump whole request and response heads and bodies, the
+/// user's LMS token and the tool's credential among them: they are dropped whatever
+/// `RUST_LOG` asks for, so no level ever prints a secret.
+fn no_dumps(meta: &tracing::Metadata<'_>) -> bool {
+    !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
 }

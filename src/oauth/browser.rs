@@ -15,6 +15,7 @@ use super::state::{self, Flow, STATE_LIFETIME_SECS};
 use crate::app::App;
 use crate::config::{Platform, Tool};
 use crate::crypto::{random_token, sha256};
+use crate::expiry;
 use crate::http::Answer;
 use crate::lifecycle::Lifecycle;
 use crate::oauth::client::TokenEndpointError;
@@ -250,12 +251,27 @@ async fn finish(app: &App, req: &Parts, platform: &Platform, flow: &Flow) -> Res
                 TokenEndpointError::Refused(_) => "invalid_grant".to_string(),
                 TokenEndpointError::InvalidClient(_) => "invalid_client".to_string(),
                 TokenEndpointError::Unavailable(_) => "lms_unavailable".to_string(),
+                TokenEndpointError::InvalidResponse(_) => "invalid_token_response".to_string(),
             }
         })?;
-    if let (Some(expected), Some(actual)) = (&flow.lms_user_id, &grant.lms_user_id) {
-        if expected != actual {
+    let lms_user_id = match grant.lms_user_id.clone() {
+        Some(id) => Some(id),
+        None => lifecycle
+            .oauth
+            .whoami(platform, &grant.access_token)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(platform = %platform.id, error = %e, "could not learn who consented");
+                None
+            }),
+    };
+    // The tool named the LMS user it expects: anyone else's token, or one whose owner
+    // cannot be told, is not stored (defeats account-linking CSRF).
+    if let Some(expected) = &flow.lms_user_id {
+        if lms_user_id.as_ref() != Some(expected) {
             tracing::warn!(platform = %platform.id, tool = %flow.tool, user = %flow.user,
-                "consent given by a different LMS user than the tool named; not stored");
+                known = lms_user_id.is_some(),
+                "consent given by a different (or unknown) LMS user than the tool named; not stored");
             if let Err(e) = lifecycle
                 .oauth
                 .revoke(platform, &grant.access_token, grant.refresh_token.as_ref())
@@ -275,8 +291,8 @@ async fn finish(app: &App, req: &Parts, platform: &Platform, flow: &Flow) -> Res
     let record = TokenRecord {
         access_token: grant.access_token,
         refresh_token: grant.refresh_token,
-        expires_at: grant.expires_in.map(|s| now + s),
-        lms_user_id: grant.lms_user_id.or_else(|| flow.lms_user_id.clone()),
+        expires_at: grant.expires_in.map(|s| expiry::from_lifetime(now, s)),
+        lms_user_id,
         obtained_at: now,
     };
     lifecycle.tokens.save(key, record).await.map_err(|e| {

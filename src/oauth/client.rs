@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::config::{Config, Platform, PlatformKind};
-use crate::types::{AccessToken, PlatformId, RefreshToken};
+use crate::types::{is_lms_user_id_shape, is_token_shape, AccessToken, PlatformId, RefreshToken};
 
 /// What a token endpoint gave back.
 #[derive(Debug, Clone)]
@@ -35,6 +35,10 @@ pub enum TokenEndpointError {
     /// Unreachable, timed out, 5xx, or an answer we cannot read.
     #[error("the LMS token endpoint is unavailable: {0}")]
     Unavailable(String),
+    /// A 200 whose token is not one the proxy can use (not an RFC 6750 `b64token`, or an
+    /// unreadable user id). Treated as an LMS failure; the text never repeats the value.
+    #[error("the LMS token endpoint answered an unusable token: {0}")]
+    InvalidResponse(&'static str),
 }
 
 #[derive(Deserialize)]
@@ -155,6 +159,46 @@ impl OAuthClients {
         }
     }
 
+    /// Who the token belongs to, asked of the LMS itself (the kind's who-am-I call), for a
+    /// token answer that named no user. `Ok(None)` when the kind has no such call.
+    pub async fn whoami(
+        &self,
+        platform: &Platform,
+        access: &AccessToken,
+    ) -> Result<Option<String>, TokenEndpointError> {
+        let (path, field) = match platform.kind {
+            PlatformKind::Canvas => ("/api/v1/users/self", "id"),
+            PlatformKind::Brightspace => ("/d2l/api/lp/1.0/users/whoami", "Identifier"),
+            PlatformKind::Blackboard | PlatformKind::OAuth2 => return Ok(None),
+        };
+        let upstream = &platform.upstream;
+        let url = format!("{}{}{path}", upstream.origin, upstream.base_path);
+        let response = self
+            .client(platform)?
+            .get(url)
+            .bearer_auth(access.expose())
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| TokenEndpointError::Unavailable(redact(e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(TokenEndpointError::Unavailable(format!(
+                "who-am-I answered {status}"
+            )));
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|_| TokenEndpointError::Unavailable("who-am-I answered no JSON".into()))?;
+        match body.get(field).and_then(id_string) {
+            Some(id) if is_lms_user_id_shape(&id) => Ok(Some(id)),
+            _ => Err(TokenEndpointError::InvalidResponse(
+                "who-am-I named no usable user id",
+            )),
+        }
+    }
+
     async fn token_request(
         &self,
         platform: &Platform,
@@ -201,6 +245,17 @@ impl OAuthClients {
         let access = body.access_token.filter(|t| !t.is_empty()).ok_or_else(|| {
             TokenEndpointError::Unavailable("token answer has no access_token".into())
         })?;
+        if !is_token_shape(&access) {
+            return Err(TokenEndpointError::InvalidResponse(
+                "access_token is not an RFC 6750 token",
+            ));
+        }
+        let refresh_token = body.refresh_token.filter(|t| !t.is_empty());
+        if refresh_token.as_deref().is_some_and(|t| !is_token_shape(t)) {
+            return Err(TokenEndpointError::InvalidResponse(
+                "refresh_token is not an RFC 6750 token",
+            ));
+        }
         let expires_in = body.expires_in.as_ref().and_then(|v| match v {
             serde_json::Value::Number(n) => n.as_i64(),
             serde_json::Value::String(s) => s.parse().ok(),
@@ -212,12 +267,17 @@ impl OAuthClients {
             .as_ref()
             .and_then(id_string)
             .or_else(|| body.user_id.as_ref().and_then(id_string));
+        if lms_user_id
+            .as_deref()
+            .is_some_and(|id| !is_lms_user_id_shape(id))
+        {
+            return Err(TokenEndpointError::InvalidResponse(
+                "the user id is not 1-255 visible ASCII characters",
+            ));
+        }
         Ok(Grant {
             access_token: AccessToken::new(access),
-            refresh_token: body
-                .refresh_token
-                .filter(|t| !t.is_empty())
-                .map(RefreshToken::new),
+            refresh_token: refresh_token.map(RefreshToken::new),
             expires_in: expires_in.filter(|&s| s > 0),
             lms_user_id,
         })

@@ -58,20 +58,17 @@ pub async fn refresh(app: &App, ctx: &mut RequestCtx) -> Result<(), ProxyError> 
     }
 }
 
-/// The refreshed token was rejected too: the grant is dead, forget it.
-pub async fn give_up(app: &App, ctx: &RequestCtx) -> ProxyError {
-    let Some(admitted) = ctx.admitted.as_ref() else {
-        return ProxyError::Internal;
-    };
-    if let Err(e) = app.tokens().delete(&admitted.key).await {
-        tracing::error!(error = %e, "could not delete a dead token");
+/// The refreshed token was rejected too. The grant is kept: the LMS did not refuse its
+/// refresh token, and the likely cause is another process's late refresh that killed the
+/// token just issued (Canvas does that). The next request refreshes again.
+pub fn rejected_after_refresh(ctx: &RequestCtx) -> ProxyError {
+    if let Some(admitted) = ctx.admitted.as_ref() {
+        tracing::warn!(platform = %admitted.key.platform, tool = %admitted.key.tool, user = %admitted.key.user,
+            "the LMS rejected a token just refreshed; keeping the grant, the next request refreshes again");
     }
-    authorization_required(
-        app,
-        &admitted.identity,
-        &admitted.route.platform.id,
-        now_unix(),
-    )
+    ProxyError::LmsUnavailable {
+        retry_after_secs: 1,
+    }
 }
 
 /// The request body was past the replay buffer: refresh anyway so the tool's next try

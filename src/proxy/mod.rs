@@ -265,8 +265,17 @@ impl ProxyHttp for LmsProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        forward::prepare(upstream_request, admitted(ctx)?)
-            .map_err(|e| Error::explain(ErrorType::HTTPStatus(400), e.to_string()))?;
+        if let Err(e) = forward::prepare(upstream_request, admitted(ctx)?) {
+            return Err(match e {
+                forward::ForwardError::BadUri(_) => {
+                    Error::explain(ErrorType::HTTPStatus(400), e.to_string())
+                }
+                forward::ForwardError::TokenNotAHeader => {
+                    tracing::error!(error = %e, "request not forwarded");
+                    fail_with(ctx, ProxyError::UpstreamUnavailable)
+                }
+            });
+        }
         ctx.upstream_started = Some(Instant::now());
         Ok(())
     }
@@ -288,7 +297,7 @@ impl ProxyHttp for LmsProxy {
                 e.set_retry(true);
                 return Err(e);
             }
-            let e = dead_token::give_up(&self.app, ctx).await;
+            let e = dead_token::rejected_after_refresh(ctx);
             return Err(fail_with(ctx, e));
         }
         let route = &admitted(ctx)?.route;
@@ -332,6 +341,10 @@ impl ProxyHttp for LmsProxy {
             ctx.final_error = Some(dead_token::not_replayable(&self.app, ctx).await);
         }
         let error = ctx.final_error.take().or_else(|| answer_for(e));
+        // Pingora closes the tool's connection after a failed proxy attempt, whatever this
+        // hook says, so the answer must say so: a pooled client that believed
+        // `keep-alive` would send its next request into a closed socket.
+        session.set_keepalive(None);
         let mut code = 0;
         if let Some(error) = error {
             code = error.status();

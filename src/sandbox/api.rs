@@ -157,6 +157,13 @@ async fn users_self(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    if s.inner().settings.whoami_down {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"errors": [{"message": "An error occurred"}]})),
+        )
+            .into_response();
+    }
     match authorize(&s, &headers, &method, &uri) {
         Ok(caller) => ok_json(&caller, user_json(caller.user_id)),
         Err(r) => *r,
@@ -434,6 +441,8 @@ struct SettingsRequest {
     access_token_ttl: Option<i64>,
     redirect_domain: Option<String>,
     rotate_refresh: Option<bool>,
+    token_answer: Option<String>,
+    whoami_down: Option<bool>,
 }
 
 async fn admin_settings(State(s): State<Shared>, Json(req): Json<SettingsRequest>) -> Response {
@@ -453,6 +462,12 @@ async fn admin_settings(State(s): State<Shared>, Json(req): Json<SettingsRequest
     }
     if req.redirect_domain.is_some() {
         settings.redirect_domain = req.redirect_domain;
+    }
+    if let Some(v) = req.token_answer {
+        settings.token_answer = v;
+    }
+    if let Some(v) = req.whoami_down {
+        settings.whoami_down = v;
     }
     Json(json!({})).into_response()
 }

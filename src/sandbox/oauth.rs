@@ -264,14 +264,31 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     if !s.client_ok(id, secret) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "invalid client");
     }
-    match grant_type.as_str() {
+    let answer = match grant_type.as_str() {
         "authorization_code" => authorization_code(&s, &p, settings.access_token_ttl),
         "refresh_token" => refresh(&s, &p, settings.access_token_ttl, settings.rotate_refresh),
-        _ => oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "The grant_type is not supported",
-        ),
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "The grant_type is not supported",
+            )
+        }
+    };
+    match answer {
+        Ok(mut body) => {
+            match settings.token_answer.as_str() {
+                "no_user" => {
+                    if let Some(fields) = body.as_object_mut() {
+                        fields.remove("user");
+                    }
+                }
+                "malformed" => body["access_token"] = Value::from("EVIL\nX-Injected: 1"),
+                _ => {}
+            }
+            Json(body).into_response()
+        }
+        Err(refused) => *refused,
     }
 }
 
@@ -279,7 +296,7 @@ fn user_json(id: u64) -> Value {
     json!({"id": id, "name": Sandbox::user(id).map_or("Unknown", |u| u.name), "global_id": format!("10000000000{id:03}")})
 }
 
-fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Response {
+fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Result<Value, Box<Response>> {
     let not_found = || {
         oauth_error(
             StatusCode::BAD_REQUEST,
@@ -291,31 +308,35 @@ fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Response {
     let mut inner = s.inner();
     // A code works once, whatever happens next.
     let Some(code) = inner.codes.remove(&code_value) else {
-        return not_found();
+        return Err(Box::new(not_found()));
     };
     if code.expires_at <= now_unix() {
-        return not_found();
+        return Err(Box::new(not_found()));
     }
     if p.get("client_id") != Some(&code.client_id) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "incorrect client");
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "incorrect client",
+        )));
     }
     if p.get("redirect_uri") != Some(&code.redirect_uri) {
-        return oauth_error(
+        return Err(Box::new(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "redirect_uri does not match",
-        );
+        )));
     }
     if let Some(challenge) = &code.challenge {
         let verified = p
             .get("code_verifier")
             .is_some_and(|v| URL_SAFE_NO_PAD.encode(sha256(v.as_bytes())) == *challenge);
         if !verified {
-            return oauth_error(
+            return Err(Box::new(oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
                 "code_verifier does not match",
-            );
+            )));
         }
     }
     let refresh = format!("sandbox-refresh~{}", random_token());
@@ -329,7 +350,7 @@ fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Response {
             access: access.clone(),
         },
     );
-    Json(json!({
+    Ok(json!({
         "access_token": access,
         "token_type": "Bearer",
         "user": user_json(code.user_id),
@@ -337,23 +358,26 @@ fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Response {
         "expires_in": ttl,
         "canvas_region": "unknown",
     }))
-    .into_response()
 }
 
 /// Canvas keeps the refresh token and kills the previous access token at once; with
 /// `rotate` (Brightspace) the refresh token is single-use and a new one comes back.
-fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Response {
+fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box<Response>> {
     let refresh = p.get("refresh_token").cloned().unwrap_or_default();
     let mut inner = s.inner();
     let Some(grant) = inner.grants.get(&refresh).cloned() else {
-        return oauth_error(
+        return Err(Box::new(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
             "refresh_token not found",
-        );
+        )));
     };
     if p.get("client_id") != Some(&grant.client_id) {
-        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "incorrect client");
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "incorrect client",
+        )));
     }
     inner.access.remove(&grant.access);
     let current = if rotate {
@@ -380,7 +404,7 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Response {
     if rotate {
         body["refresh_token"] = Value::from(current);
     }
-    Json(body).into_response()
+    Ok(body)
 }
 
 /// LTI Advantage client credentials. The sandbox reads the assertion's claims but, having

@@ -79,6 +79,11 @@ pub struct Settings {
     /// Behave like Brightspace: every refresh returns a new refresh token and the old one
     /// stops working.
     pub rotate_refresh: bool,
+    /// `normal`; `no_user` (token answers name no user, as some OAuth2 servers do); or
+    /// `malformed` (the access token holds a newline: a broken or hostile LMS).
+    pub token_answer: String,
+    /// `/api/v1/users/self` answers 500, so the proxy cannot learn who consented.
+    pub whoami_down: bool,
 }
 
 impl Default for Settings {
@@ -89,6 +94,8 @@ impl Default for Settings {
             access_token_ttl: 3600,
             redirect_domain: None,
             rotate_refresh: false,
+            token_answer: "normal".into(),
+            whoami_down: false,
         }
     }
 }

@@ -57,26 +57,60 @@ fn open_blocking(path: &PathBuf) -> Result<Connection, StoreError> {
     };
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+            create_private_dir(dir).map_err(|e| open_err(e.to_string()))?;
         }
     }
+    // Created 0600 before SQLite opens it: SQLite gives the `-wal` and `-shm` files the
+    // database file's mode, so none of them is ever readable by others, whatever the umask.
+    create_private_file(path).map_err(|e| open_err(e.to_string()))?;
     let mut conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
         .and_then(|_| conn.busy_timeout(std::time::Duration::from_secs(5)))
         .map_err(|e| open_err(e.to_string()))?;
     migrate(&mut conn).map_err(|e| open_err(format!("migration failed: {e}")))?;
-    restrict_permissions(path);
+    restrict_permissions(path).map_err(|e| open_err(e.to_string()))?;
     Ok(conn)
 }
 
-/// The file holds only sealed tokens, but there is no reason for others to read it.
-fn restrict_permissions(path: &Path) {
+#[cfg(unix)]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+/// A store from before files were created private, or copied in by hand, is made so too.
+fn restrict_permissions(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        let mut name = path.as_os_str().to_owned();
+        for suffix in ["", "-wal", "-shm"] {
+            name.push(suffix);
+            let file = Path::new(&name);
+            if suffix.is_empty() || file.exists() {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+            }
+            name = path.as_os_str().to_owned();
+        }
     }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -222,7 +222,7 @@ platforms = ["canvas"]
 
 [[tools]]
 id = "nowhere"
-secret_env = "OTHER_TOOL_SECRET"
+secret_env = "NOWHERE_TOOL_SECRET"
 platforms = ["elsewhere"]
 
 [[platforms]]
@@ -239,6 +239,14 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
             ("LMS_PROXY_KEY".to_string(), MASTER_KEY.to_string()),
             ("QUIZ_TOOL_SECRET".to_string(), TOOL_SECRET.to_string()),
             ("OTHER_TOOL_SECRET".to_string(), OTHER_SECRET.to_string()),
+            (
+                "EXPORTER_TOOL_SECRET".to_string(),
+                "exporter-tool-secret-exporter-tool-secret".to_string(),
+            ),
+            (
+                "NOWHERE_TOOL_SECRET".to_string(),
+                "nowhere-tool-secret-nowhere-tool-secret".to_string(),
+            ),
             (
                 "CANVAS_CLIENT_SECRET".to_string(),
                 CLIENT_SECRET.to_string(),
@@ -299,8 +307,19 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
             .to_string()
     }
 
+    /// `tokens import` of JSON `lines` for `tool` on platform canvas; asserts it worked.
     pub fn import(&self, tool: &str, lines: &str) {
-        let out = self.cli(
+        let out = self.try_import(tool, lines);
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `tokens import`, whatever comes of it.
+    pub fn try_import(&self, tool: &str, lines: &str) -> Output {
+        self.cli(
             &[
                 "tokens",
                 "import",
@@ -312,12 +331,53 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
                 tool,
             ],
             Some(lines),
+        )
+    }
+
+    /// Imports a grant for `user` of tool quiz (LMS user 42) expiring at `expires_at`.
+    pub fn import_grant(&self, user: &str, access: &str, refresh: &str, expires_at: i64) {
+        self.import(
+            "quiz",
+            &format!("{{\"user\":\"{user}\",\"access_token\":\"{access}\",\"refresh_token\":\"{refresh}\",\"expires_at\":{expires_at},\"lms_user_id\":42}}\n"),
         );
-        assert!(
-            out.status.success(),
-            "import failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+    }
+
+    /// The user keys with a stored grant, as `tokens list` shows them.
+    pub fn stored_users(&self) -> Vec<String> {
+        let out = self.cli(&["tokens", "list", "-c", "{config}", "--json"], None);
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("json line")["user"]
+                    .as_str()
+                    .expect("user")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// A tool JWT that names the user's LMS id too.
+    pub fn mint_with_lms_user(&self, tool: &str, user: &str, lms_user_id: &str) -> String {
+        let out = self.cli(
+            &[
+                "mint",
+                "-c",
+                "{config}",
+                "--tool",
+                tool,
+                "--user",
+                user,
+                "--lms-user-id",
+                lms_user_id,
+            ],
+            None,
         );
+        assert!(out.status.success());
+        String::from_utf8(out.stdout)
+            .expect("utf8")
+            .trim()
+            .to_string()
     }
 
     /// Starts `lms-proxy run` and waits until it answers; logs go to `proxy.log` as JSON.
@@ -338,11 +398,11 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
             .stderr(log_file)
             .spawn()
             .expect("start proxy");
-        let proxy = Proxy {
+        let mut proxy = Proxy {
             log,
             _process: Running { child },
         };
-        wait_until_up(&self.url("/healthz"), &proxy.log);
+        wait_until_up(&self.url("/healthz"), &mut proxy);
         proxy
     }
 }
@@ -391,10 +451,22 @@ impl Proxy {
 
     /// Sends SIGTERM and waits (at most 20 s) for the process to end: its exit status, if it
     /// ended, and the whole log it left.
-    pub fn terminate(mut self) -> (Option<std::process::ExitStatus>, String) {
+    pub fn terminate(self) -> (Option<std::process::ExitStatus>, String) {
+        self.stop_with("-TERM")
+    }
+
+    /// Like `terminate`, with SIGINT (Ctrl-C).
+    pub fn interrupt(self) -> (Option<std::process::ExitStatus>, String) {
+        self.stop_with("-INT")
+    }
+
+    fn stop_with(mut self, signal: &str) -> (Option<std::process::ExitStatus>, String) {
         let pid = self._process.child.id().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid} failed");
+        let sent = Command::new("kill").args([signal, &pid]).status();
+        assert!(
+            sent.is_ok_and(|s| s.success()),
+            "kill {signal} {pid} failed"
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         let status = loop {
             match self._process.child.try_wait() {
@@ -409,7 +481,8 @@ impl Proxy {
     }
 }
 
-fn wait_until_up(url: &str, log: &Path) {
+fn wait_until_up(url: &str, proxy: &mut Proxy) {
+    let log = proxy.log.clone();
     let deadline = Instant::now() + STARTUP;
     let addr = url
         .trim_start_matches("http://")
@@ -418,6 +491,12 @@ fn wait_until_up(url: &str, log: &Path) {
         .expect("addr")
         .to_string();
     while Instant::now() < deadline {
+        if let Ok(Some(status)) = proxy._process.child.try_wait() {
+            panic!(
+                "proxy exited ({status}) before it came up on {url}; log:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
         if let Ok(mut stream) = std::net::TcpStream::connect(&addr) {
             let _ =
                 stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -457,6 +536,26 @@ pub fn run(
         }
     }
     child.wait_with_output().expect("output")
+}
+
+/// Alice's token is good for an hour as far as the proxy knows, but the LMS has expired it.
+pub async fn expired_at_the_lms() -> (SandboxLms, Setup, Proxy, String) {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    setup.import_grant("alice", &access, &refresh, now() + 3600);
+    let proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    lms.admin("expire", json!({"access_token": access})).await;
+    (lms, setup, proxy, jwt)
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
 }
 
 pub fn sha256_hex(s: &str) -> String {
