@@ -35,6 +35,8 @@ pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
         Some(dir) => dir,
         None => std::env::temp_dir().join(format!("lms-proxy-demo-{}", std::process::id())),
     };
+    crate::server::ensure_free(args.listen, "--listen")
+        .map_err(|e| format!("error: {e}; e.g. ./dev demo --listen 127.0.0.1:8081"))?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("error: {}: {e}", dir.display()))?;
 
     let mut key = [0u8; 32];

@@ -1,5 +1,5 @@
 //! lms-proxy: call an LMS REST API as one of its users, without the tool ever holding the
-//! user's OAuth tokens. README.md has the picture; shared/DESIGN.md the contract.
+//! user's OAuth tokens. README.md has the contract; docs/design.md the why.
 //!
 //! Data flows one way: `config` -> (`routes`, `identity`, `tokens` -> `store`, `crypto`) ->
 //! `admission` -> `proxy`. Lower modules never import `proxy`.

@@ -1,5 +1,6 @@
 //! Starts Pingora with the proxy service on the configured listener.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pingora::server::configuration::ServerConf;
@@ -23,17 +24,21 @@ const GRACEFUL_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 pub enum ServeError {
     #[error(transparent)]
     App(#[from] crate::app::AppError),
-    #[error("cannot start: {0}")]
+    #[error("{0}")]
     Start(String),
 }
 
 /// Opens the store, then hands the process to Pingora; returns once Pingora has shut down
 /// (SIGTERM, SIGINT), so the caller can flush the logs before the process exits.
 pub fn run(config: Config, access: AccessLog) -> Result<(), ServeError> {
+    ensure_free(config.server.listen, "server.listen").map_err(ServeError::Start)?;
+    if let Some(addr) = config.server.metrics_listen {
+        ensure_free(addr, "server.metrics_listen").map_err(ServeError::Start)?;
+    }
     let startup = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| ServeError::Start(e.to_string()))?;
+        .map_err(|e| ServeError::Start(format!("cannot start the runtime: {e}")))?;
     let app = Arc::new(startup.block_on(App::new(config))?);
     drop(startup);
     if let Some(addr) = app.config.server.metrics_listen {
@@ -46,6 +51,18 @@ pub fn run(config: Config, access: AccessLog) -> Result<(), ServeError> {
         shutdown_signal: Box::new(InterruptIsGraceful),
     });
     Ok(())
+}
+
+/// Fails when `addr` cannot be listened on. Pingora would log "is in use, will try again"
+/// every second, forever, after saying it listens: an operator must hear at once instead.
+pub fn ensure_free(addr: SocketAddr, key: &str) -> Result<(), String> {
+    match std::net::TcpListener::bind(addr) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(format!("{addr} is in use ({key}); choose another port"))
+        }
+        Err(e) => Err(format!("cannot listen on {addr} ({key}): {e}")),
+    }
 }
 
 fn build(app: Arc<App>, access: AccessLog) -> Result<Server, ServeError> {

@@ -23,8 +23,9 @@ macro_rules! id_type {
         }
 
         impl fmt::Display for $name {
+            /// Padded, so `{:<16}` lines up table columns.
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.pad(&self.0)
             }
         }
 
@@ -148,6 +149,11 @@ impl TokenKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_honour_width_in_tables() {
+        assert_eq!(format!("{:<6}|", PlatformId::new("ab")), "ab    |");
+    }
 
     #[test]
     fn secrets_are_redacted_in_debug() {

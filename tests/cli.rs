@@ -113,7 +113,7 @@ fn unknown_keys_and_bad_usage() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("unknown field `listen_port`"),
+        stderr(&out).contains("server.listen_port: unknown key; did you mean `listen`?"),
         "{}",
         stderr(&out)
     );
@@ -287,4 +287,77 @@ fn a_bad_import_line_is_reported_by_number_and_nothing_is_written() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("may not use platform canvas"));
+}
+
+/// Runs `lms-proxy run` and waits at most 20 s for it to end on its own.
+fn run_until_exit(setup: &Setup) -> Option<std::process::Output> {
+    release_port(setup.port);
+    let mut child = std::process::Command::new(BIN)
+        .args(["run", "-c"])
+        .arg(setup.config_path())
+        .envs(&setup.env)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn a_listen_port_in_use_ends_run_at_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    let config = std::fs::read_to_string(setup.config_path()).unwrap();
+    std::fs::write(
+        setup.config_path(),
+        config.replace(
+            &format!("127.0.0.1:{}\"\npublic", setup.port),
+            &format!("127.0.0.1:{port}\"\npublic"),
+        ),
+    )
+    .unwrap();
+    let out = run_until_exit(&setup).expect("run kept waiting for a taken port");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "127.0.0.1:{port} is in use (server.listen); choose another port"
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_metrics_port_in_use_ends_run_at_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    let config = std::fs::read_to_string(setup.config_path()).unwrap();
+    std::fs::write(
+        setup.config_path(),
+        config.replace(
+            "threads = 2\n",
+            &format!("threads = 2\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
+        ),
+    )
+    .unwrap();
+    let out = run_until_exit(&setup).expect("run kept waiting for a taken port");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!(
+            "127.0.0.1:{port} is in use (server.metrics_listen); choose another port"
+        )),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -721,10 +721,14 @@ async fn a_consent_url_reveals_nothing_about_the_user() {
         .map(|(_, v)| v.into_owned())
         .unwrap();
     use base64::Engine;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(ticket.replace('.', ""))
-        .unwrap_or_default();
-    let readable = format!("{ticket} {}", String::from_utf8_lossy(&bytes));
+    // Whatever its parts, none of them decodes to anything readable.
+    let mut readable = ticket.clone();
+    for part in ticket.split('.') {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .unwrap_or_default();
+        readable.push_str(&String::from_utf8_lossy(&bytes));
+    }
     for secret in ["alice-user-key", "4242", "quiz", "quiz.example.edu"] {
         assert!(!readable.contains(secret), "the ticket shows {secret}");
     }
@@ -738,7 +742,7 @@ async fn a_consent_url_reveals_nothing_about_the_user() {
 #[tokio::test]
 async fn sigint_under_connection_load_stops_cleanly_every_time() {
     let lms = SandboxLms::start();
-    for round in 0..5 {
+    for round in 0..12 {
         let setup = Setup::new(&lms.origin, "");
         let proxy = setup.start_proxy();
         let port = setup.port;

@@ -1,4 +1,4 @@
-//! The sandbox LMS answers the way shared/LMS-FACTS.md says Canvas does: the proxy's tests
+//! The sandbox LMS answers the way docs/lms-behaviour.md says Canvas does: the proxy's tests
 //! are only as good as this emulator.
 
 mod common;

@@ -62,11 +62,11 @@ pub fn main() -> ExitCode {
         }),
         Command::Check(args) => load(&args.config).map(|config| {
             println!(
-                "{}: OK ({} platforms, {} routes, {} tools)",
+                "{}: OK ({}, {}, {})",
                 args.config.display(),
-                config.platforms.len(),
-                config.routes.len(),
-                config.tools.len()
+                count(config.platforms.len(), "platform"),
+                count(config.routes.len(), "route"),
+                count(config.tools.len(), "tool")
             );
         }),
         Command::Mint(args) => mint::run(args),
@@ -107,4 +107,13 @@ pub fn block_on<F: std::future::Future>(future: F) -> Result<F::Output, String> 
         .build()
         .map_err(|e| format!("error: cannot start a runtime: {e}"))?;
     Ok(rt.block_on(future))
+}
+
+/// `1 platform`, `2 platforms`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

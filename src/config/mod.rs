@@ -6,6 +6,7 @@
 
 mod allow;
 mod file;
+mod structure;
 mod validate;
 
 use std::collections::HashMap;
@@ -55,17 +56,7 @@ impl Config {
 
     /// Parses and validates TOML text; relative paths resolve against `base_dir`.
     pub fn parse(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
-        let raw: file::FileConfig = toml::from_str(text).map_err(|e| {
-            let message = e.message().to_string();
-            let at = e
-                .span()
-                .map(|span| {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!(" (line {line})")
-                })
-                .unwrap_or_default();
-            ConfigError::single("", format!("{message}{at}"))
-        })?;
+        let raw = structure::read(text).map_err(|problems| ConfigError { problems })?;
         validate::validate(raw, base_dir, env)
     }
 

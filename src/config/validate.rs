@@ -474,7 +474,7 @@ fn timeout(
     }
 }
 
-/// The OAuth endpoints each kind of LMS serves, from shared/LMS-FACTS.md.
+/// The OAuth endpoints each kind of LMS serves, from docs/lms-behaviour.md.
 fn default_endpoints(kind: PlatformKind, base: &Url) -> [Option<String>; 3] {
     let at = |path: &str| {
         let mut s = base.as_str().trim_end_matches('/').to_string();

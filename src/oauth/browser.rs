@@ -200,6 +200,10 @@ pub async fn callback(app: &App, req: &Parts, platform_id: &str) -> Answer {
     let secure = app.config.server.public_url_is_https;
     let clear = state::clear_cookie(&name, secure);
     let outcome = finish(app, req, &platform, &flow).await;
+    if let Err(code) = &outcome {
+        tracing::info!(platform = %platform.id, tool = %flow.tool, user = %flow.user, reason = %code,
+            "consent not completed");
+    }
     let Some(tool) = app.config.tool(&ToolId::new(flow.tool.as_str())) else {
         return bad("The tool is no longer configured.").with_header("set-cookie", clear);
     };

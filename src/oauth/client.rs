@@ -2,7 +2,7 @@
 //!
 //! Answers are sorted into what the caller must do: use the new token, forget the user's
 //! grant (`Refused`), blame the operator's client credentials (`InvalidClient`), or wait
-//! (`Unavailable`). The sorting follows shared/LMS-FACTS.md (Canvas answers a revoked refresh
+//! (`Unavailable`). The sorting follows docs/lms-behaviour.md (Canvas answers a revoked refresh
 //! token with `invalid_request`, not `invalid_grant`).
 
 use std::collections::HashMap;

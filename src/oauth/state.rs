@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::{sha256, Crypto};
 
-/// Ten minutes, as DESIGN.md says for state.
+/// Ten minutes, like the tickets it starts from.
 pub const STATE_LIFETIME_SECS: i64 = 600;
 const COOKIE_PREFIX: &str = "lmsp_";
 

@@ -26,8 +26,16 @@ struct Caller {
     key: TokenKey,
 }
 
-fn caller(app: &App, req: &Parts, platform_id: &str, now: i64) -> Result<Caller, ProxyError> {
+/// The authenticated tool and user; `who` keeps them for the request's access line.
+fn caller(
+    app: &App,
+    req: &Parts,
+    platform_id: &str,
+    now: i64,
+    who: &mut Option<Identity>,
+) -> Result<Caller, ProxyError> {
     let identity = app.auth.authenticate_headers(&req.headers, now)?;
+    *who = Some(identity.clone());
     let platform = app
         .config
         .platform(&PlatformId::new(platform_id))
@@ -63,9 +71,14 @@ fn internal(e: impl std::fmt::Display) -> ProxyError {
     ProxyError::Internal
 }
 
-pub async fn status(app: &App, req: &Parts, platform_id: &str) -> Result<Answer, ProxyError> {
+pub async fn status(
+    app: &App,
+    req: &Parts,
+    platform_id: &str,
+    who: &mut Option<Identity>,
+) -> Result<Answer, ProxyError> {
     let now = now_unix();
-    let c = caller(app, req, platform_id, now)?;
+    let c = caller(app, req, platform_id, now, who)?;
     let return_to = match query(req, "return_to") {
         Some(r) => Some(
             return_to::allowed(&c.identity.tool, &r)
@@ -96,9 +109,14 @@ pub async fn status(app: &App, req: &Parts, platform_id: &str) -> Result<Answer,
     Ok(Answer::json(200, &body))
 }
 
-pub async fn access_token(app: &App, req: &Parts, platform_id: &str) -> Result<Answer, ProxyError> {
+pub async fn access_token(
+    app: &App,
+    req: &Parts,
+    platform_id: &str,
+    who: &mut Option<Identity>,
+) -> Result<Answer, ProxyError> {
     let now = now_unix();
-    let c = caller(app, req, platform_id, now)?;
+    let c = caller(app, req, platform_id, now, who)?;
     if !c.identity.tool.export_tokens {
         return Err(ProxyError::Forbidden(format!(
             "tool {} may not read LMS tokens (export_tokens is off)",
@@ -136,8 +154,13 @@ pub async fn access_token(app: &App, req: &Parts, platform_id: &str) -> Result<A
 }
 
 /// Revokes at the LMS, then deletes locally, whatever the LMS said. Idempotent: 204 always.
-pub async fn revoke(app: &App, req: &Parts, platform_id: &str) -> Result<Answer, ProxyError> {
-    let c = caller(app, req, platform_id, now_unix())?;
+pub async fn revoke(
+    app: &App,
+    req: &Parts,
+    platform_id: &str,
+    who: &mut Option<Identity>,
+) -> Result<Answer, ProxyError> {
+    let c = caller(app, req, platform_id, now_unix(), who)?;
     if let Some(record) = app.tokens().get(&c.key).await.map_err(internal)?.record {
         if let Err(e) = app
             .lifecycle

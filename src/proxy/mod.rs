@@ -169,7 +169,12 @@ impl ProxyHttp for LmsProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         if routes::is_reserved(session.req_header().uri.path()) {
-            let answer = endpoints::serve(&self.app, session.req_header()).await;
+            let served =
+                endpoints::serve(&self.app, session.req_header(), &mut ctx.facts.identity).await;
+            let answer = served.unwrap_or_else(|e| {
+                ctx.error = Some(e.code());
+                e.answer()
+            });
             respond::send(session, answer).await?;
             return Ok(true);
         }

@@ -1,4 +1,4 @@
-//! The sandbox LMS: a small Canvas emulator that answers the way shared/LMS-FACTS.md says
+//! The sandbox LMS: a small Canvas emulator that answers the way docs/lms-behaviour.md says
 //! Canvas does (absolute `Link` pagination, 401 with and without `WWW-Authenticate`, the
 //! throttle's 403, expiring tokens). The demo and the integration tests run against it.
 //!

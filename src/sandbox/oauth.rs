@@ -1,4 +1,4 @@
-//! The sandbox's OAuth2 side, after Canvas's oauth2_provider_controller (shared/LMS-FACTS.md):
+//! The sandbox's OAuth2 side, after Canvas's oauth2_provider_controller (docs/lms-behaviour.md):
 //! authorize with a page to pick the user or deny, the token endpoint with its grants and
 //! error bodies, single-use ten-minute codes, refresh that kills the previous access token,
 //! and revocation.
