@@ -177,7 +177,10 @@ fn route_match_among_50(bencher: divan::Bencher) {
     let table = RouteTable::new(&config());
     bencher.bench_local(|| {
         table
-            .find(divan::black_box("/canvas/api/v1/courses/7/assignments"))
+            .find(
+                divan::black_box(Some("proxy.example.edu")),
+                divan::black_box("/canvas/api/v1/courses/7/assignments"),
+            )
             .map(|m| m.rest.len())
     });
 }

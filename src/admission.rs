@@ -9,7 +9,7 @@ use http::request::Parts;
 
 use crate::app::App;
 use crate::errors::ProxyError;
-use crate::identity::Identity;
+use crate::identity::{CredentialError, Identity};
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::routes::{path_problem, RouteEntry};
 use crate::tickets::Ticket;
@@ -56,7 +56,11 @@ pub async fn admit(
     if let Some(problem) = path_problem(path) {
         return Err(ProxyError::BadRequest(problem.into()));
     }
-    let found = app.routes.find(path).ok_or(ProxyError::UnknownRoute)?;
+    let host = request_host(req);
+    let found = app
+        .routes
+        .find(host, path)
+        .ok_or(ProxyError::UnknownRoute)?;
     let route = Arc::clone(found.route);
     let rest = found.rest.to_string();
     facts.route = Some(Arc::clone(&route));
@@ -66,6 +70,9 @@ pub async fn admit(
         .authenticate_headers(&req.headers, now)
         .inspect_err(|e| tracing::debug!(reason = %e.detail(), "tool credential refused"))?;
     facts.identity = Some(identity.clone());
+    if !identity.origins.allow(route.origin) {
+        return Err(CredentialError::WrongAudience.into());
+    }
 
     let platform = &route.platform;
     if !identity.tool.may_use(&platform.id) {
@@ -142,6 +149,14 @@ pub fn authorization_required(
         platform: platform.clone(),
         authorize_url: ticket.start_url(&app.crypto, &app.config.server.public_url),
     }
+}
+
+/// The host a request was sent to: its `Host` header, or the authority of an absolute URI.
+pub fn request_host(req: &Parts) -> Option<&str> {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
 }
 
 /// A browser navigation gets a redirect into the consent flow instead of a JSON 401.

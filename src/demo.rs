@@ -31,9 +31,13 @@ const TOOL_SECRET_VAR: &str = "DEMO_TOOL_SECRET";
 const USER: &str = "ada";
 
 pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
-    let dir = match args.data_dir {
-        Some(dir) => dir,
-        None => std::env::temp_dir().join(format!("lms-proxy-demo-{}", std::process::id())),
+    // A folder of its own is removed when the demo stops; one the user named is kept.
+    let (dir, scratch) = match args.data_dir {
+        Some(dir) => (dir, false),
+        None => (
+            std::env::temp_dir().join(format!("lms-proxy-demo-{}", std::process::id())),
+            true,
+        ),
     };
     crate::server::ensure_free(args.listen, "--listen")
         .map_err(|e| format!("error: {e}; e.g. ./dev demo --listen 127.0.0.1:8081"))?;
@@ -65,8 +69,14 @@ pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .map_err(|e| format!("error: {e}"))?;
-    print_steps(&public_url, &sandbox_origin, &dir, &jwt);
-    crate::server::run(config, access).map_err(|e| format!("error: {e}"))
+    print_steps(&public_url, &sandbox_origin, &dir, scratch, &jwt);
+    let served = crate::server::run(config, access).map_err(|e| format!("error: {e}"));
+    if scratch {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("demo: could not remove {}: {e}", dir.display());
+        }
+    }
+    served
 }
 
 fn start_sandbox(client_secret: String) -> Result<String, String> {
@@ -135,13 +145,19 @@ platforms = ["canvas"]
     )
 }
 
-fn print_steps(public_url: &str, sandbox: &str, dir: &std::path::Path, jwt: &str) {
+fn print_steps(public_url: &str, sandbox: &str, dir: &std::path::Path, scratch: bool, jwt: &str) {
+    let kept = if scratch {
+        "removed when the demo stops; --data-dir DIR keeps them"
+    } else {
+        "kept when the demo stops"
+    };
     println!(
         r#"
 lms-proxy demo
   sandbox LMS (Canvas emulator): {sandbox}
   proxy:                         {public_url}   (route /canvas -> the sandbox)
-  config and SQLite store:       {dir}
+  config, SQLite store, cookies: {dir}
+                                 ({kept})
 
 The tool "demo" acts for its user "ada" (Ada Lovelace, user 42 in the sandbox LMS).
 Its JWT, as a tool would send it:
@@ -151,14 +167,17 @@ Its JWT, as a tool would send it:
 1. Ada has not connected yet: the proxy answers 401 authorization_required with a
    consent URL.
 
-   curl -s -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self
+   curl -i -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self
 
 2. Open that authorize_url in a browser and click "Authorize as Ada Lovelace".
-   Without a browser, curl can play one (the cookie jar matters):
+   Without a browser, curl can play one. The proxy sends the browser to the sandbox's
+   consent page (/login/oauth2/auth) with a state cookie (hence the cookie jar); the
+   page's button goes to /login/oauth2/confirm with the same query plus sandbox_user=42,
+   which is what the third line asks for directly, following the redirects back:
 
    URL=$(curl -s -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self | sed 's/.*"authorize_url":"\([^"]*\)".*/\1/')
-   AUTH=$(curl -s -c /tmp/lms-proxy-demo.jar -o /dev/null -w '%{{redirect_url}}' "$URL")
-   curl -s -L -b /tmp/lms-proxy-demo.jar "${{AUTH/\/auth?/\/confirm?}}&sandbox_user=42"
+   AUTH=$(curl -s -c {jar} -o /dev/null -w '%{{redirect_url}}' "$URL")
+   curl -s -L -b {jar} "${{AUTH/\/auth?/\/confirm?}}&sandbox_user=42"
 
 3. Now the same call goes through with Ada's LMS token, which the tool never sees:
 
@@ -175,6 +194,7 @@ Its JWT, as a tool would send it:
 
 Stop with Ctrl-C.
 "#,
-        dir = dir.display()
+        dir = dir.display(),
+        jar = dir.join("cookies.jar").display()
     );
 }

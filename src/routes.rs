@@ -1,19 +1,25 @@
-//! Which platform a request is for: longest whole-segment prefix wins, and the proxy's own
-//! paths win over every prefix.
+//! Which platform a request is for: a route for the request's host wins over one for every
+//! host, then the longest whole-segment prefix; the proxy's own paths win over every route.
 
 use std::sync::Arc;
 
 use crate::config::{percent_decode, AllowRule, Config, MethodMatch, Platform, Segment};
+use crate::identity::Origins;
 
 use crate::config::RESERVED_PATHS;
 
 #[derive(Debug)]
 pub struct RouteEntry {
+    /// The host this route answers on (lower case), or `None` for every host.
+    pub host: Option<String>,
     pub prefix: String,
     pub platform: Arc<Platform>,
     pub allow: Option<Vec<AllowRule>>,
-    /// `public_url + prefix`: what LMS URLs are rewritten to, computed once.
+    /// The route's public origin + prefix: what LMS URLs are rewritten to, computed once.
     pub public_base: String,
+    /// The route's public origin among the proxy's origins: a tool JWT must name it or
+    /// `public_url` in `aud`.
+    pub origin: Origins,
 }
 
 /// A matched route and the path left after its prefix (`/` when nothing is left).
@@ -23,38 +29,85 @@ pub struct RouteMatch<'a> {
 }
 
 pub struct RouteTable {
-    /// Longest prefix first, so the first hit is the best.
+    /// Host routes first, then the rest; longest prefix first within each, so the first hit
+    /// is the best.
     routes: Vec<Arc<RouteEntry>>,
+    /// Whether any route has a host: without one, the `Host` header is never looked at.
+    by_host: bool,
 }
 
 impl RouteTable {
     pub fn new(config: &Config) -> Self {
         let platforms = config.platforms_by_id();
+        let origins = config.origins();
         let mut routes: Vec<Arc<RouteEntry>> = config
             .routes
             .iter()
             .filter_map(|r| {
+                let platform = platforms.get(&r.platform)?;
+                let origin = match &r.host {
+                    Some(host) => config.server.origin_for_host(host),
+                    None => config.server.public_url.clone(),
+                };
+                let index = origins.iter().position(|o| *o == origin).unwrap_or(0);
                 Some(Arc::new(RouteEntry {
+                    host: r.host.clone(),
                     prefix: r.prefix.clone(),
-                    platform: Arc::clone(platforms.get(&r.platform)?),
-                    allow: r.allow.clone().or_else(|| {
-                        platforms
-                            .get(&r.platform)
-                            .and_then(|p| p.kind.default_allow())
-                    }),
-                    public_base: public_base(&config.server.public_url, &r.prefix),
+                    platform: Arc::clone(platform),
+                    allow: r.allow.clone().or_else(|| platform.kind.default_allow()),
+                    public_base: public_base(&origin, &r.prefix),
+                    origin: Origins::one(index),
                 }))
             })
             .collect();
-        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        Self { routes }
+        routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.prefix.len())));
+        let by_host = routes.iter().any(|r| r.host.is_some());
+        Self { routes, by_host }
     }
 
-    pub fn find<'a>(&'a self, path: &'a str) -> Option<RouteMatch<'a>> {
+    /// The route for a request to `host` (its `Host` header, port and all) and `path`: a
+    /// route for that host if one matches, else a route for every host.
+    pub fn find<'a>(&'a self, host: Option<&str>, path: &'a str) -> Option<RouteMatch<'a>> {
+        let host = if self.by_host {
+            host.map(host_name)
+        } else {
+            None
+        };
         self.routes.iter().find_map(|route| {
+            if let Some(route_host) = &route.host {
+                if !host.is_some_and(|h| h.eq_ignore_ascii_case(route_host)) {
+                    return None;
+                }
+            }
             let rest = strip_prefix(path, &route.prefix)?;
             Some(RouteMatch { route, rest })
         })
+    }
+
+    /// The origin a request to `host` is addressed to: a host route's, or `public_url`'s.
+    pub fn origin_of(&self, host: Option<&str>) -> Origins {
+        let Some(host) = host.filter(|_| self.by_host).map(host_name) else {
+            return Origins::PUBLIC_URL;
+        };
+        self.routes
+            .iter()
+            .find(|r| {
+                r.host
+                    .as_deref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(host))
+            })
+            .map_or(Origins::PUBLIC_URL, |r| r.origin)
+    }
+}
+
+/// The name in a `Host` header value, without its port (`[::1]:8080` gives `[::1]`).
+pub fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_inclusive(']').next().unwrap_or(host);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
     }
 }
 
@@ -180,10 +233,12 @@ mod tests {
     fn entry(allow: &[&str]) -> RouteEntry {
         let platform = crate::testing::platform("canvas", "https://canvas.example.edu");
         RouteEntry {
+            host: None,
             prefix: "/canvas".into(),
             platform,
             allow: Some(allow.iter().map(|a| AllowRule::parse(a).unwrap()).collect()),
             public_base: "https://proxy.example.edu/canvas".into(),
+            origin: Origins::PUBLIC_URL,
         }
     }
 
@@ -195,41 +250,80 @@ mod tests {
         assert_eq!(strip_prefix("/anything", "/"), Some("/anything"));
     }
 
+    fn table(routes: &[(Option<&str>, &str, &str)]) -> RouteTable {
+        let routes: Vec<Arc<RouteEntry>> = routes
+            .iter()
+            .enumerate()
+            .map(|(i, (host, prefix, platform))| {
+                Arc::new(RouteEntry {
+                    host: host.map(str::to_string),
+                    prefix: prefix.to_string(),
+                    platform: crate::testing::platform(platform, "https://lms.example.edu"),
+                    allow: None,
+                    public_base: String::new(),
+                    origin: if host.is_some() {
+                        Origins::one(i + 1)
+                    } else {
+                        Origins::PUBLIC_URL
+                    },
+                })
+            })
+            .collect();
+        let mut routes = routes;
+        routes.sort_by_key(|r| (r.host.is_none(), std::cmp::Reverse(r.prefix.len())));
+        let by_host = routes.iter().any(|r| r.host.is_some());
+        RouteTable { routes, by_host }
+    }
+
+    fn found(t: &RouteTable, host: Option<&str>, path: &str) -> Option<(String, String)> {
+        t.find(host, path)
+            .map(|m| (m.route.platform.id.to_string(), m.rest.to_string()))
+    }
+
     #[test]
     fn longest_prefix_wins() {
-        let table = RouteTable {
-            routes: vec![
-                Arc::new(RouteEntry {
-                    prefix: "/canvas/beta".into(),
-                    platform: crate::testing::platform("beta", "https://b.example.edu"),
-                    allow: None,
-                    public_base: String::new(),
-                }),
-                Arc::new(RouteEntry {
-                    prefix: "/canvas".into(),
-                    platform: crate::testing::platform("canvas", "https://c.example.edu"),
-                    allow: None,
-                    public_base: String::new(),
-                }),
-                Arc::new(RouteEntry {
-                    prefix: "/".into(),
-                    platform: crate::testing::platform("root", "https://r.example.edu"),
-                    allow: None,
-                    public_base: String::new(),
-                }),
-            ],
-        };
-        let m = table.find("/canvas/beta/api").unwrap();
-        assert_eq!((m.route.platform.id.as_str(), m.rest), ("beta", "/api"));
-        let m = table.find("/canvas/betamax").unwrap();
+        let t = table(&[
+            (None, "/canvas/beta", "beta"),
+            (None, "/canvas", "canvas"),
+            (None, "/", "root"),
+        ]);
         assert_eq!(
-            (m.route.platform.id.as_str(), m.rest),
-            ("canvas", "/betamax")
+            found(&t, None, "/canvas/beta/api"),
+            Some(("beta".into(), "/api".into()))
         );
         assert_eq!(
-            table.find("/other").unwrap().route.platform.id.as_str(),
-            "root"
+            found(&t, None, "/canvas/betamax"),
+            Some(("canvas".into(), "/betamax".into()))
         );
+        assert_eq!(found(&t, None, "/other").unwrap().0, "root");
+    }
+
+    #[test]
+    fn host_routes_win_on_their_host_only() {
+        let t = table(&[
+            (Some("canvas.proxy.test"), "/", "canvas"),
+            (Some("d2l.proxy.test"), "/", "d2l"),
+            (None, "/canvas", "by-prefix"),
+        ]);
+        let on = |host: &str, path: &str| found(&t, Some(host), path).map(|(p, _)| p);
+        assert_eq!(
+            on("canvas.proxy.test", "/api/v1/users/self").unwrap(),
+            "canvas"
+        );
+        assert_eq!(on("CANVAS.proxy.test:8443", "/canvas/x").unwrap(), "canvas");
+        assert_eq!(on("d2l.proxy.test", "/d2l/api/x").unwrap(), "d2l");
+        assert_eq!(on("other.test", "/canvas/x").unwrap(), "by-prefix");
+        assert_eq!(on("other.test", "/api/v1/users/self"), None);
+        assert_eq!(found(&t, None, "/canvas/x").unwrap().0, "by-prefix");
+        assert_eq!(t.origin_of(Some("d2l.proxy.test:80")), Origins::one(2));
+        assert_eq!(t.origin_of(Some("other.test")), Origins::PUBLIC_URL);
+    }
+
+    #[test]
+    fn host_names_lose_their_port() {
+        assert_eq!(host_name("a.example:8080"), "a.example");
+        assert_eq!(host_name("a.example"), "a.example");
+        assert_eq!(host_name("[::1]:8080"), "[::1]");
     }
 
     #[test]

@@ -361,3 +361,40 @@ fn a_metrics_port_in_use_ends_run_at_once() {
         stderr(&out)
     );
 }
+
+#[test]
+fn check_refuses_bad_hosts_and_duplicate_host_routes() {
+    let setup = Setup::new(
+        "http://127.0.0.1:1",
+        r#"
+[[routes]]
+host = "canvas.proxy.test"
+platform = "canvas"
+
+[[routes]]
+host = "CANVAS.proxy.test"
+prefix = "/"
+platform = "canvas"
+
+[[routes]]
+host = "canvas.proxy.test:8080"
+platform = "canvas"
+
+[[routes]]
+platform = "canvas"
+"#,
+    );
+    let out = setup.cli(&["check", "-c", "{config}"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    for expected in [
+        "routes[3].prefix: duplicate route: host \"canvas.proxy.test\" with prefix \"/\"",
+        "routes[4].host: \"canvas.proxy.test:8080\" is not a DNS host name",
+        "routes[5].prefix: is required (or give the route a host)",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+}

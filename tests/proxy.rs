@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A sandbox, a proxy, and user `alice` of tool `quiz` connected as LMS user 42.
 struct World {
@@ -719,4 +719,132 @@ async fn pooled_lms_connections_carry_tcp_keepalive() {
     };
     assert!(!timers.is_empty(), "no pooled connection to the LMS");
     assert!(timers.iter().all(|&t| t == 2), "timers {timers:?}");
+}
+
+/// A client that reaches the proxy under any of `hosts`, as DNS would send them there.
+fn client_for_hosts(port: u16, hosts: &[&str]) -> reqwest::Client {
+    init_tls();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(15));
+    for host in hosts {
+        builder = builder.resolve(host, addr);
+    }
+    builder.build().unwrap()
+}
+
+const HOST_ROUTES: &str = r#"
+[[routes]]
+host = "canvas.proxy.test"
+platform = "canvas"
+
+[[routes]]
+host = "Other.Proxy.Test"
+prefix = "/lms"
+platform = "canvas"
+"#;
+
+#[tokio::test]
+async fn host_routes_serve_bare_origins_and_rewrite_links_to_them() {
+    let w = world(HOST_ROUTES).await;
+    let port = w.setup.port;
+    let c = client_for_hosts(port, &["canvas.proxy.test", "other.proxy.test"]);
+    let canvas = format!("http://canvas.proxy.test:{port}");
+    let other = format!("http://other.proxy.test:{port}");
+
+    // A Canvas client that writes `/api/v1/...` against a bare origin.
+    let r = c
+        .get(format!("{canvas}/api/v1/courses?per_page=2"))
+        .bearer_auth(&w.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert!(
+        link.contains(&format!(
+            "<{canvas}/api/v1/courses?page=2&per_page=2>; rel=\"next\""
+        )),
+        "{link}"
+    );
+    let r = c
+        .get(format!("{other}/lms/api/v1/courses?per_page=2"))
+        .bearer_auth(&w.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let link = r.headers()["link"].to_str().unwrap().to_string();
+    assert!(
+        link.contains(&format!("<{other}/lms/api/v1/courses?page=2")),
+        "{link}"
+    );
+    // A host route matches only under its prefix; prefix routes stay for every other host.
+    let r = c
+        .get(format!("{other}/api/v1/users/self"))
+        .bearer_auth(&w.jwt)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(w.get("/canvas/api/v1/users/self").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_jwt_for_a_host_routes_origin_works_there_only() {
+    let w = world(HOST_ROUTES).await;
+    let port = w.setup.port;
+    let c = client_for_hosts(port, &["canvas.proxy.test", "other.proxy.test"]);
+    let canvas = format!("http://canvas.proxy.test:{port}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"iss": "quiz", "sub": "alice", "aud": canvas, "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(TOOL_SECRET.as_bytes()),
+    )
+    .unwrap();
+    let get = |url: String| c.get(url).bearer_auth(&jwt).send();
+    assert_eq!(
+        get(format!("{canvas}/api/v1/users/self"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        get(format!(
+            "http://other.proxy.test:{port}/lms/api/v1/users/self"
+        ))
+        .await
+        .unwrap()
+        .status(),
+        401
+    );
+    assert_eq!(
+        get(w.setup.url("/canvas/api/v1/users/self"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // The proxy's own endpoints answer on the route's host too.
+    let r = get(format!("{canvas}/api/oauth/status/canvas"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Consent stays on public_url: a start reached on the route's host moves there first.
+    let r = c
+        .get(format!("{canvas}/oauth/start/canvas?ticket=x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        r.headers()["location"],
+        w.setup.url("/oauth/start/canvas?ticket=x").as_str()
+    );
 }

@@ -115,10 +115,10 @@ async fn token_endpoint_down_keeps_a_valid_token_else_503() {
     let setup = Setup::new(&lms.origin, "");
     let (valid, valid_refresh) = lms.grant(42, 3600, None).await;
     let (dead, dead_refresh) = lms.grant(43, 3600, None).await;
-    // Due in 4 s (half of its 8 s life), valid for 8 s.
+    // Due in 8 s (half of its 16 s life), valid for 16 s.
     setup.import(
         "quiz",
-        &format!("{{\"user\":\"soon\",\"access_token\":\"{valid}\",\"refresh_token\":\"{valid_refresh}\",\"expires_in\":8}}\n"),
+        &format!("{{\"user\":\"soon\",\"access_token\":\"{valid}\",\"refresh_token\":\"{valid_refresh}\",\"expires_in\":16}}\n"),
     );
     let imported = std::time::Instant::now();
     setup.import_grant("gone", &dead, &dead_refresh, now() - 10);
@@ -138,7 +138,9 @@ async fn token_endpoint_down_keeps_a_valid_token_else_503() {
         assert_eq!(r.headers()["retry-after"], "30");
         assert_eq!(json_of(r).await["error"], "lms_unavailable");
     }
-    tokio::time::sleep_until((imported + Duration::from_millis(4100)).into()).await;
+    // Due by now, and a second after the last failure: the back-off lets one call out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep_until((imported + Duration::from_millis(8100)).into()).await;
     let r = get(
         &setup,
         &setup.mint("quiz", "soon"),

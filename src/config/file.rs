@@ -74,7 +74,8 @@ pub struct PlatformSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSection {
-    pub prefix: String,
+    pub host: Option<String>,
+    pub prefix: Option<String>,
     pub platform: String,
     pub allow: Option<Vec<String>>,
 }

@@ -60,6 +60,21 @@ impl Config {
         validate::validate(raw, base_dir, env)
     }
 
+    /// Every origin a tool may address: `public_url` first, then each host route's origin
+    /// (`public_url` with the route's host), once each. A tool JWT's `aud` must name one.
+    pub fn origins(&self) -> Vec<String> {
+        let mut origins = vec![self.server.public_url.clone()];
+        for route in &self.routes {
+            if let Some(host) = &route.host {
+                let origin = self.server.origin_for_host(host);
+                if !origins.contains(&origin) {
+                    origins.push(origin);
+                }
+            }
+        }
+        origins
+    }
+
     pub fn platform(&self, id: &PlatformId) -> Option<&Arc<Platform>> {
         self.platforms.iter().find(|p| &p.id == id)
     }
@@ -89,6 +104,23 @@ pub struct ServerConfig {
     /// A request head must arrive whole within this (slow clients are cut off).
     pub header_timeout: Duration,
     pub tls: Option<TlsListener>,
+}
+
+impl ServerConfig {
+    /// `public_url` with its host replaced: same scheme and port.
+    pub fn origin_for_host(&self, host: &str) -> String {
+        let scheme = if self.public_url_is_https {
+            "https"
+        } else {
+            "http"
+        };
+        let port = Url::parse(&self.public_url)
+            .ok()
+            .and_then(|u| u.port())
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        format!("{scheme}://{host}{port}")
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +224,9 @@ impl Upstream {
 
 #[derive(Debug, Clone)]
 pub struct Route {
+    /// Matched against the request's `Host` (lower case, port ignored); `None` for a route
+    /// any host reaches.
+    pub host: Option<String>,
     /// `/canvas`, or `/` for a catch-all; never with a trailing slash otherwise.
     pub prefix: String,
     pub platform: PlatformId,

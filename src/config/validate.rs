@@ -22,6 +22,8 @@ pub const RESERVED_PATHS: [&str; 4] = ["/oauth/", "/api/oauth/", "/healthz", "/r
 
 const MIN_TOOL_SECRET_BYTES: usize = 32;
 const MAX_THREADS: u64 = 1024;
+/// A tool credential's origins are kept as bits of a `u64`, `public_url` first.
+const MAX_ROUTE_HOSTS: usize = 63;
 /// 30 days: a tool JWT that lives longer is a password in disguise.
 const MAX_TOOL_TOKEN_TTL_SECS: u64 = 2_592_000;
 /// Ten minutes: longer than any LMS call or token request should ever take.
@@ -159,21 +161,29 @@ pub fn validate(
     }
 
     let mut routes = Vec::new();
-    let mut prefixes = HashSet::new();
+    let mut places = HashSet::new();
     for (i, section) in raw.routes.iter().enumerate() {
         let key = format!("routes[{i}]");
         if let Some(r) = route(&mut c, &key, section, &platform_ids) {
-            if !prefixes.insert(r.prefix.clone()) {
-                c.problem(
-                    format!("{key}.prefix"),
-                    format!("duplicate prefix {:?}", r.prefix),
-                );
+            if !places.insert((r.host.clone(), r.prefix.clone())) {
+                let place = match &r.host {
+                    Some(host) => format!("host {host:?} with prefix {:?}", r.prefix),
+                    None => format!("prefix {:?}", r.prefix),
+                };
+                c.problem(format!("{key}.prefix"), format!("duplicate route: {place}"));
             }
             routes.push(r);
         }
     }
     if raw.routes.is_empty() {
         c.problem("routes", "configure at least one [[routes]] entry");
+    }
+    let hosts: HashSet<&String> = routes.iter().filter_map(|r| r.host.as_ref()).collect();
+    if hosts.len() > MAX_ROUTE_HOSTS {
+        c.problem(
+            "routes",
+            format!("{} distinct hosts; at most {MAX_ROUTE_HOSTS}", hosts.len()),
+        );
     }
 
     let mut tools = Vec::new();
@@ -526,7 +536,32 @@ fn route(
     r: &RouteSection,
     platforms: &HashSet<String>,
 ) -> Option<Route> {
-    let prefix = route_prefix(c, &format!("{key}.prefix"), &r.prefix);
+    let host = match &r.host {
+        Some(h) => {
+            let lower = h.to_ascii_lowercase();
+            if !is_dns_name(&lower) {
+                c.problem(
+                    format!("{key}.host"),
+                    format!(
+                        "{h:?} is not a DNS host name (letters, digits, '-' and dots; no port)"
+                    ),
+                );
+            }
+            Some(lower)
+        }
+        None => None,
+    };
+    let prefix = match (&r.prefix, &host) {
+        (Some(prefix), _) => route_prefix(c, &format!("{key}.prefix"), prefix),
+        (None, Some(_)) => Some("/".to_string()),
+        (None, None) => {
+            c.problem(
+                format!("{key}.prefix"),
+                "is required (or give the route a host)",
+            );
+            None
+        }
+    };
     if !platforms.contains(&r.platform) {
         c.problem(
             format!("{key}.platform"),
@@ -547,10 +582,26 @@ fn route(
         None => None,
     };
     Some(Route {
+        host,
         prefix: prefix?,
         platform: PlatformId::new(r.platform.as_str()),
         allow,
     })
+}
+
+/// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+fn is_dns_name(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 fn route_prefix(c: &mut Checker<'_>, key: &str, prefix: &str) -> Option<String> {

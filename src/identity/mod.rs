@@ -37,6 +37,28 @@ pub struct Identity {
     pub lms_user_id: Option<String>,
     /// True for a JWT: the browser-facing flows can only be started with one.
     pub via_jwt: bool,
+    /// Which of the proxy's origins the credential names, bit `i` for `Config::origins()[i]`
+    /// (bit 0 is `public_url`). An API key names them all.
+    pub origins: Origins,
+}
+
+/// A set of the proxy's origins, as bits: checked on every request, so no strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origins(pub u64);
+
+impl Origins {
+    pub const PUBLIC_URL: Origins = Origins(1);
+    pub const ALL: Origins = Origins(u64::MAX);
+
+    pub fn one(index: usize) -> Origins {
+        Origins(1u64.checked_shl(index as u32).unwrap_or(0))
+    }
+
+    /// Whether a credential for these origins may be used on a route served at `origin`:
+    /// that origin, or `public_url`, which every route also answers on.
+    pub fn allow(self, origin: Origins) -> bool {
+        self.0 & (Self::PUBLIC_URL.0 | origin.0) != 0
+    }
 }
 
 /// What a tool is told for every JWT that does not verify, whatever the reason: one message,
@@ -107,11 +129,19 @@ struct Issuer {
 
 #[derive(Deserialize)]
 struct Claims {
+    aud: Option<Audience>,
     sub: Option<String>,
     exp: Option<i64>,
     nbf: Option<i64>,
     iat: Option<i64>,
     lms_user_id: Option<LmsUserId>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -141,7 +171,8 @@ const VERIFIED_CAPACITY: usize = 100_000;
 pub struct ToolAuth {
     tools: HashMap<String, Arc<Tool>>,
     api_keys: Vec<([u8; 32], Arc<Tool>)>,
-    audience: String,
+    /// `Config::origins()`: the `aud` values a tool JWT may carry, in bit order.
+    audiences: Vec<String>,
     max_ttl_secs: u64,
     verified: VerifiedCache<Identity>,
 }
@@ -161,7 +192,7 @@ impl ToolAuth {
         Self {
             tools,
             api_keys,
-            audience: config.server.public_url.clone(),
+            audiences: config.origins(),
             max_ttl_secs: config.server.max_tool_token_ttl.as_secs(),
             verified: VerifiedCache::new(VERIFIED_CAPACITY),
         }
@@ -222,7 +253,7 @@ impl ToolAuth {
         // Time claims are checked below against the caller's clock, so tests can fix it.
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        validation.set_audience(&[&self.audience]);
+        validation.set_audience(&self.audiences);
         validation.set_required_spec_claims(&["exp", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(jwt, &key.decoding, &validation)
             .map_err(|e| jwt_error(e.kind()))?;
@@ -254,14 +285,30 @@ impl ToolAuth {
             .sub
             .ok_or_else(|| CredentialError::MissingClaim("sub".into()))?;
         let user = user_key(sub.as_bytes()).ok_or(CredentialError::BadSubject)?;
+        let origins = self.origins_named(claims.aud.as_ref());
         Ok(Verified {
             identity: Identity {
                 tool: Arc::clone(tool),
                 user,
                 lms_user_id: claims.lms_user_id.map(LmsUserId::into_string),
                 via_jwt: true,
+                origins,
             },
             exp,
+        })
+    }
+
+    fn origins_named(&self, aud: Option<&Audience>) -> Origins {
+        let names = |a: &str| -> u64 {
+            self.audiences
+                .iter()
+                .position(|o| o == a)
+                .map_or(0, |i| Origins::one(i).0)
+        };
+        Origins(match aud {
+            Some(Audience::One(a)) => names(a),
+            Some(Audience::Many(all)) => all.iter().fold(0, |bits, a| bits | names(a)),
+            None => 0,
         })
     }
 
@@ -286,6 +333,7 @@ impl ToolAuth {
             user,
             lms_user_id: None,
             via_jwt: false,
+            origins: Origins::ALL,
         })
     }
 }
@@ -372,7 +420,7 @@ mod tests {
         ToolAuth {
             tools: HashMap::from([("quiz".to_string(), Arc::clone(&tool))]),
             api_keys: vec![(sha256(b"job-key"), tool)],
-            audience: AUD.into(),
+            audiences: vec![AUD.into()],
             max_ttl_secs: 86_400,
             verified: VerifiedCache::new(10),
         }

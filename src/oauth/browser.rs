@@ -12,11 +12,13 @@ use url::Url;
 
 use super::return_to;
 use super::state::{self, Flow, STATE_LIFETIME_SECS};
+use crate::admission::request_host;
 use crate::app::App;
 use crate::config::{Platform, Tool};
 use crate::crypto::{random_token, sha256};
 use crate::expiry;
 use crate::http::Answer;
+use crate::identity::Origins;
 use crate::lifecycle::Lifecycle;
 use crate::oauth::client::TokenEndpointError;
 use crate::tickets::Ticket;
@@ -46,6 +48,11 @@ struct Subject {
 }
 
 pub async fn start(app: &App, req: &Parts, platform_id: &str) -> Answer {
+    // The state cookie and the redirect_uri live on public_url: a start reached through a
+    // host route's origin moves there first.
+    if let Some(elsewhere) = on_public_url(app, req) {
+        return Answer::redirect(&elsewhere);
+    }
     let Some(platform) = app.config.platform(&PlatformId::new(platform_id)).cloned() else {
         return bad("There is no such platform on this proxy.");
     };
@@ -90,6 +97,16 @@ pub async fn start(app: &App, req: &Parts, platform_id: &str) -> Answer {
     )
 }
 
+/// The same URL on `public_url`, when the request came through a host route's origin. Only
+/// then: a load balancer that rewrites `Host` to an internal name must not loop browsers.
+fn on_public_url(app: &App, req: &Parts) -> Option<String> {
+    if app.routes.origin_of(request_host(req)) == Origins::PUBLIC_URL {
+        return None;
+    }
+    let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    Some(format!("{}{path_and_query}", app.config.server.public_url))
+}
+
 async fn subject(app: &App, req: &Parts, platform: &Platform) -> Result<Subject, Answer> {
     let now = now_unix();
     let subject = if let Some(signed) = query(req, "ticket") {
@@ -131,6 +148,11 @@ async fn subject(app: &App, req: &Parts, platform: &Platform) -> Result<Subject,
             .auth
             .verify_jwt(&jwt, now)
             .map_err(|e| bad(&format!("The tool's credential was refused: {e}.")))?;
+        if !identity.origins.allow(Origins::PUBLIC_URL) {
+            return Err(bad(
+                "The tool's credential was refused: its aud must name this proxy's public_url.",
+            ));
+        }
         let return_to = match query(req, "return_to") {
             Some(r) => Some(
                 return_to::allowed(&identity.tool, &r)

@@ -10,11 +10,12 @@ use time::OffsetDateTime;
 
 use super::browser::query;
 use super::return_to;
+use crate::admission::request_host;
 use crate::app::App;
 use crate::config::Platform;
 use crate::errors::ProxyError;
 use crate::http::Answer;
-use crate::identity::Identity;
+use crate::identity::{CredentialError, Identity};
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::tickets::Ticket;
 use crate::tokens::now_unix;
@@ -36,6 +37,12 @@ fn caller(
 ) -> Result<Caller, ProxyError> {
     let identity = app.auth.authenticate_headers(&req.headers, now)?;
     *who = Some(identity.clone());
+    if !identity
+        .origins
+        .allow(app.routes.origin_of(request_host(req)))
+    {
+        return Err(CredentialError::WrongAudience.into());
+    }
     let platform = app
         .config
         .platform(&PlatformId::new(platform_id))
