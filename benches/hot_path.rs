@@ -10,11 +10,12 @@ use std::sync::Arc;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use lms_proxy::config::{Config, Upstream};
 use lms_proxy::crypto::Crypto;
+use lms_proxy::expiry::now_unix;
 use lms_proxy::identity::ToolAuth;
 use lms_proxy::rewrite::Rewriter;
 use lms_proxy::routes::RouteTable;
 use lms_proxy::store::SqliteStore;
-use lms_proxy::tokens::{now_unix, TokenRecord, Tokens};
+use lms_proxy::tokens::{TokenRecord, Tokens};
 use lms_proxy::types::{AccessToken, PlatformId, RefreshToken, TokenKey, ToolId, UserKey};
 
 const SECRET: &str = "bench-secret-bench-secret-bench-secret";

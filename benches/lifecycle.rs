@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use lms_proxy::config::{MasterKey, TokensConfig};
 use lms_proxy::crypto::Crypto;
+use lms_proxy::expiry::now_unix;
 use lms_proxy::store::{ListFilter, StoreError, StoredToken, TokenStore, TokenSummary};
-use lms_proxy::tokens::{now_unix, TokenRecord, Tokens};
+use lms_proxy::tokens::{TokenRecord, Tokens};
 use lms_proxy::types::{AccessToken, PlatformId, RefreshToken, TokenKey, ToolId, UserKey};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lms-proxy");

@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::crypto::random_token;
+use crate::expiry::now_unix;
 use crate::logging::AccessLog;
-use crate::tokens::now_unix;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {

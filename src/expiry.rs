@@ -1,6 +1,11 @@
-//! Expiry arithmetic that cannot wrap. Expiries come from outside (an import file, an LMS's
+//! The clock, and expiry arithmetic that cannot wrap. Expiries come from outside (an import file, an LMS's
 //! `expires_in`), and an `i64::MIN` that wrapped into "fresh forever" or an `i64::MAX` that
 //! wrapped into "expired" would each be a bug an attacker or a typo could reach.
+
+/// Unix seconds now: the one clock expiries, tickets and JWTs are judged by.
+pub fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
 
 /// The widest window an expiry may lie in, either side of now: ten years of 365.25 days.
 pub const MAX_LIFETIME_SECS: i64 = 10 * 36_525 * 864;

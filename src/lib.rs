@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;
+pub mod own_paths;
 pub mod proxy;
 pub mod rewrite;
 pub mod routes;

@@ -12,9 +12,10 @@ use std::time::Instant;
 use crate::backoff::Backoff;
 use crate::config::{Platform, TokensConfig};
 use crate::expiry;
+use crate::expiry::now_unix;
 use crate::metrics::{Metrics, RefreshOutcome};
 use crate::oauth::client::{Grant, OAuthClients, TokenEndpointError};
-use crate::tokens::{now_unix, TokenError, TokenRecord, Tokens};
+use crate::tokens::{TokenError, TokenRecord, Tokens};
 use crate::types::{AccessToken, TokenKey};
 
 /// Seconds a tool is asked to wait when the token endpoint is down.

@@ -1,12 +1,11 @@
 //! Which platform a request is for: a route for the request's host wins over one for every
-//! host, then the longest whole-segment prefix; the proxy's own paths win over every route.
+//! host, then the longest whole-segment prefix. The proxy's own paths (`own_paths`) are
+//! taken out before any route is looked at.
 
 use std::sync::Arc;
 
 use crate::config::{percent_decode, AllowRule, Config, MethodMatch, Platform, Segment};
 use crate::identity::Origins;
-
-use crate::config::RESERVED_PATHS;
 
 #[derive(Debug)]
 pub struct RouteEntry {
@@ -132,17 +131,6 @@ fn strip_prefix<'a>(path: &'a str, prefix: &str) -> Option<&'a str> {
     } else {
         None
     }
-}
-
-/// Reserved paths (`/oauth/...`, `/api/oauth/...`, `/healthz`, `/readyz`) are the proxy's own.
-pub fn is_reserved(path: &str) -> bool {
-    RESERVED_PATHS.iter().any(|reserved| {
-        if reserved.ends_with('/') {
-            path.starts_with(reserved) || path == reserved.trim_end_matches('/')
-        } else {
-            path == *reserved
-        }
-    })
 }
 
 /// Why a path may not go to the LMS, if it may not. It is judged as the LMS will see it,
@@ -324,27 +312,6 @@ mod tests {
         assert_eq!(host_name("a.example:8080"), "a.example");
         assert_eq!(host_name("a.example"), "a.example");
         assert_eq!(host_name("[::1]:8080"), "[::1]");
-    }
-
-    #[test]
-    fn reserved_paths() {
-        for p in [
-            "/oauth/start/canvas",
-            "/oauth",
-            "/api/oauth/status/x",
-            "/healthz",
-            "/readyz",
-        ] {
-            assert!(is_reserved(p), "{p}");
-        }
-        for p in [
-            "/oauthx",
-            "/api/oauthy",
-            "/healthz/x",
-            "/canvas/oauth/start",
-        ] {
-            assert!(!is_reserved(p), "{p}");
-        }
     }
 
     #[test]

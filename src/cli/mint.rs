@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Value};
 
+use crate::expiry::now_unix;
 use crate::identity::user_key;
-use crate::tokens::now_unix;
 use crate::types::ToolId;
 
 #[derive(clap::Args)]

@@ -16,9 +16,10 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::crypto::Crypto;
 use crate::expiry;
+use crate::expiry::now_unix;
 use crate::identity::user_key;
 use crate::store::{self, ListFilter};
-use crate::tokens::{now_unix, TokenRecord, Tokens};
+use crate::tokens::{TokenRecord, Tokens};
 use crate::types::{
     is_lms_user_id_shape, is_token_shape, AccessToken, PlatformId, RefreshToken, TokenKey, ToolId,
     UserKey,

@@ -22,7 +22,7 @@ use url::Url;
 use crate::types::{PlatformId, Secret, ToolId};
 
 pub use allow::{percent_decode, AllowRule, MethodMatch, PathPattern, Segment};
-pub use validate::{decode_master_key, RESERVED_PATHS};
+pub use validate::decode_master_key;
 
 /// Where the config's environment variables come from: the process environment in production,
 /// a map in tests and in the demo.

@@ -17,9 +17,6 @@ use super::{
 };
 use crate::types::{PlatformId, Secret, ToolId};
 
-/// Paths the proxy answers itself; they win over every route and no prefix may sit inside one.
-pub const RESERVED_PATHS: [&str; 4] = ["/oauth/", "/api/oauth/", "/healthz", "/readyz"];
-
 const MIN_TOOL_SECRET_BYTES: usize = 32;
 const MAX_THREADS: u64 = 1024;
 /// A tool credential's origins are kept as bits of a `u64`, `public_url` first.
@@ -631,7 +628,8 @@ fn route_prefix(c: &mut Checker<'_>, key: &str, prefix: &str) -> Option<String> 
         );
         return None;
     }
-    for reserved in RESERVED_PATHS {
+    // The proxy's own paths win over every route, so no prefix may sit inside one.
+    for reserved in crate::own_paths::reserved() {
         let reserved_trimmed = reserved.trim_end_matches('/');
         if prefix == reserved_trimmed || prefix.starts_with(&format!("{reserved_trimmed}/")) {
             c.problem(key, bad(&format!("is inside the reserved path {reserved}")));

@@ -17,12 +17,13 @@ use crate::app::App;
 use crate::config::{Platform, Tool};
 use crate::crypto::{random_token, sha256};
 use crate::expiry;
+use crate::expiry::now_unix;
 use crate::http::Answer;
 use crate::identity::Origins;
 use crate::lifecycle::Lifecycle;
 use crate::oauth::client::TokenEndpointError;
 use crate::tickets::Ticket;
-use crate::tokens::{now_unix, TokenRecord};
+use crate::tokens::TokenRecord;
 use crate::types::{PlatformId, TokenKey, ToolId, UserKey};
 
 fn bad(message: &str) -> Answer {

@@ -14,11 +14,11 @@ use crate::admission::request_host;
 use crate::app::App;
 use crate::config::Platform;
 use crate::errors::ProxyError;
+use crate::expiry::now_unix;
 use crate::http::Answer;
 use crate::identity::{CredentialError, Identity};
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::tickets::Ticket;
-use crate::tokens::now_unix;
 use crate::types::{PlatformId, TokenKey};
 
 struct Caller {

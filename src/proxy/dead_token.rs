@@ -12,8 +12,8 @@ use super::RequestCtx;
 use crate::admission::authorization_required;
 use crate::app::App;
 use crate::errors::ProxyError;
+use crate::expiry::now_unix;
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
-use crate::tokens::now_unix;
 
 pub fn is_dead_token(response: &ResponseHeader) -> bool {
     response.status == http::StatusCode::UNAUTHORIZED

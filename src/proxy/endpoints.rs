@@ -1,5 +1,5 @@
-//! The proxy's own paths, tried before any route: health, readiness, and the OAuth
-//! endpoints for browsers and tools.
+//! The proxy's own endpoints, run before any route: `own_paths` says which one a request
+//! is for, this module hands it to its handler.
 
 use http::request::Parts;
 use serde_json::json;
@@ -9,6 +9,7 @@ use crate::errors::ProxyError;
 use crate::http::Answer;
 use crate::identity::Identity;
 use crate::oauth::{browser, tool_api};
+use crate::own_paths::{self, Endpoint};
 
 /// The answer, or the error to answer with; `who` learns the tool and user when the
 /// endpoint authenticates one, for the access line.
@@ -17,30 +18,17 @@ pub async fn serve(
     req: &Parts,
     who: &mut Option<Identity>,
 ) -> Result<Answer, ProxyError> {
-    let path = req.uri.path();
-    let get = matches!(req.method.as_str(), "GET" | "HEAD");
-    let segment = |prefix: &str| {
-        path.strip_prefix(prefix)
-            .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+    let Some((endpoint, platform)) = own_paths::find(&req.method, req.uri.path()) else {
+        return Err(ProxyError::UnknownRoute);
     };
-    if let Some(p) = segment("/oauth/start/").filter(|_| get) {
-        Ok(browser::start(app, req, p).await)
-    } else if let Some(p) = segment("/oauth/callback/").filter(|_| get) {
-        Ok(browser::callback(app, req, p).await)
-    } else if let Some(p) = segment("/api/oauth/status/").filter(|_| get) {
-        tool_api::status(app, req, p, who).await
-    } else if let Some(p) = segment("/api/oauth/access-token/").filter(|_| get) {
-        tool_api::access_token(app, req, p, who).await
-    } else if let Some(p) =
-        segment("/api/oauth/token/").filter(|_| req.method == http::Method::DELETE)
-    {
-        tool_api::revoke(app, req, p, who).await
-    } else {
-        match (get, path) {
-            (true, "/healthz") => Ok(Answer::json(200, &json!({"status": "ok"}))),
-            (true, "/readyz") => Ok(readiness(app).await),
-            _ => Err(ProxyError::UnknownRoute),
-        }
+    match endpoint {
+        Endpoint::OAuthStart => Ok(browser::start(app, req, platform).await),
+        Endpoint::OAuthCallback => Ok(browser::callback(app, req, platform).await),
+        Endpoint::Status => tool_api::status(app, req, platform, who).await,
+        Endpoint::AccessToken => tool_api::access_token(app, req, platform, who).await,
+        Endpoint::Revoke => tool_api::revoke(app, req, platform, who).await,
+        Endpoint::Health => Ok(Answer::json(200, &json!({"status": "ok"}))),
+        Endpoint::Ready => Ok(readiness(app).await),
     }
 }
 

@@ -23,10 +23,10 @@ use pingora::ErrorType;
 use crate::admission::{self, Admitted, Facts};
 use crate::app::App;
 use crate::errors::ProxyError;
+use crate::expiry::now_unix;
 use crate::logging::AccessLog;
+use crate::own_paths;
 use crate::rewrite::Rewriter;
-use crate::routes;
-use crate::tokens::now_unix;
 use crate::types::PlatformId;
 
 pub use resolve::Resolver;
@@ -47,6 +47,19 @@ pub struct LmsProxy {
     ca: HashMap<PlatformId, CaCerts>,
 }
 
+/// The dead-token rule's state: the LMS rejects the token, the proxy refreshes and replays
+/// once; a second rejection is final.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// The LMS has not rejected the token on this request.
+    #[default]
+    None,
+    /// It has: refresh before the next attempt, which pingora makes as a retry.
+    Pending,
+    /// The refresh and replay were made (or refused): another rejection is the answer.
+    Done,
+}
+
 #[derive(Default)]
 pub struct RequestCtx {
     started: Option<Instant>,
@@ -57,10 +70,8 @@ pub struct RequestCtx {
     upstream_started: Option<Instant>,
     upstream_ms: Option<u128>,
     error: Option<&'static str>,
-    /// The LMS rejected the token on this request and a refresh + replay is pending.
-    dead_token: bool,
-    /// The one replay after a rejected token has been used.
-    replayed: bool,
+    /// Where the request is in the one refresh-and-replay a rejected token allows.
+    replay: Replay,
     /// What to answer when the request fails on purpose (a dead grant, no token endpoint).
     final_error: Option<ProxyError>,
 }
@@ -168,7 +179,7 @@ impl ProxyHttp for LmsProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        if routes::is_reserved(session.req_header().uri.path()) {
+        if own_paths::is_reserved(session.req_header().uri.path()) {
             let served =
                 endpoints::serve(&self.app, session.req_header(), &mut ctx.facts.identity).await;
             let answer = served.unwrap_or_else(|e| {
@@ -194,9 +205,8 @@ impl ProxyHttp for LmsProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        if ctx.dead_token {
-            ctx.dead_token = false;
-            ctx.replayed = true;
+        if ctx.replay == Replay::Pending {
+            ctx.replay = Replay::Done;
             if let Err(e) = dead_token::refresh(&self.app, ctx).await {
                 return Err(fail_with(ctx, e));
             }
@@ -293,8 +303,8 @@ impl ProxyHttp for LmsProxy {
     ) -> Result<()> {
         ctx.upstream_ms = ctx.upstream_started.map(|t| t.elapsed().as_millis());
         if dead_token::is_dead_token(response) {
-            if !ctx.replayed {
-                ctx.dead_token = true;
+            if ctx.replay == Replay::None {
+                ctx.replay = Replay::Pending;
                 let mut e = Error::explain(
                     ErrorType::Custom("lms_rejected_token"),
                     "the LMS rejected the access token",
@@ -324,7 +334,7 @@ impl ProxyHttp for LmsProxy {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
         let replayable = !session.as_ref().retry_buffer_truncated();
-        if ctx.dead_token {
+        if ctx.replay == Replay::Pending {
             // Any method may be replayed after a rejected token: the LMS did nothing with it.
             e.set_retry(replayable);
         } else if !session.req_header().method.is_idempotent() || !replayable {
@@ -341,8 +351,8 @@ impl ProxyHttp for LmsProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        if ctx.dead_token {
-            ctx.dead_token = false;
+        if ctx.replay == Replay::Pending {
+            ctx.replay = Replay::Done;
             ctx.final_error = Some(dead_token::not_replayable(&self.app, ctx).await);
         }
         let error = ctx.final_error.take().or_else(|| answer_for(e));
@@ -375,7 +385,7 @@ impl ProxyHttp for LmsProxy {
         _error: &Error,
         _context: pingora::proxy::ProxyWarnLogContext,
     ) -> bool {
-        ctx.dead_token
+        ctx.replay == Replay::Pending
     }
 
     /// A dead grant or an unavailable token endpoint is an answer, not a fault worth an

@@ -18,8 +18,8 @@ use url::Url;
 
 use super::state::{Code, GrantState, Sandbox};
 use crate::crypto::{random_token, sha256};
+use crate::expiry::now_unix;
 use crate::http::escape_html;
-use crate::tokens::now_unix;
 
 type Shared = Arc<Sandbox>;
 type Params = HashMap<String, String>;

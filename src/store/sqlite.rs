@@ -229,7 +229,7 @@ impl TokenStore for SqliteStore {
 
     async fn use_once(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
         let id = id.to_string();
-        let now = crate::tokens::now_unix();
+        let now = crate::expiry::now_unix();
         self.with_conn(move |conn| {
             let tx = conn.transaction()?;
             tx.prepare_cached("DELETE FROM used_once WHERE expires_at < ?1")?
@@ -290,7 +290,7 @@ mod tests {
     async fn use_once_is_true_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
-        let later = crate::tokens::now_unix() + 600;
+        let later = crate::expiry::now_unix() + 600;
         assert!(store.use_once("state:a", later).await.unwrap());
         assert!(!store.use_once("state:a", later).await.unwrap());
         assert!(store.use_once("state:b", later).await.unwrap());
