@@ -21,6 +21,8 @@ pub mod logging;
 pub mod metrics;
 pub mod oauth;
 pub mod own_paths;
+pub mod percent;
+pub mod provider;
 pub mod proxy;
 pub mod rewrite;
 pub mod routes;

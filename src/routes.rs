@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::config::{percent_decode, AllowRule, Config, MethodMatch, Platform, Segment};
+use crate::config::{AllowRule, Config, MethodMatch, Platform, Segment};
 use crate::identity::Origins;
+use crate::percent::percent_decode;
+use crate::provider;
 
 #[derive(Debug)]
 pub struct RouteEntry {
@@ -53,7 +55,7 @@ impl RouteTable {
                     host: r.host.clone(),
                     prefix: r.prefix.clone(),
                     platform: Arc::clone(platform),
-                    allow: r.allow.clone().or_else(|| platform.kind.default_allow()),
+                    allow: r.allow.clone().or_else(|| default_allow(platform)),
                     public_base: public_base(&origin, &r.prefix),
                     origin: Origins::one(index),
                 }))
@@ -97,6 +99,14 @@ impl RouteTable {
             })
             .map_or(Origins::PUBLIC_URL, |r| r.origin)
     }
+}
+
+/// What a route without `allow` permits: the LMS kind's API and nothing else, so its web
+/// pages, login and token endpoints are not on a tool's path by default. A kind without a
+/// known API prefix (generic OAuth2): everything.
+fn default_allow(platform: &Platform) -> Option<Vec<AllowRule>> {
+    let api = platform.provider.api_prefix()?;
+    Some(vec![AllowRule::everything_under(api)])
 }
 
 /// The name in a `Host` header value, without its port (`[::1]:8080` gives `[::1]`).
@@ -164,7 +174,7 @@ impl RouteEntry {
     /// The LMS's own login and token endpoints need a rule naming them exactly; any other
     /// path needs a matching rule, or no allowlist at all (generic OAuth2's default).
     pub fn allows(&self, method: &http::Method, rest: &str) -> bool {
-        if self.platform.kind.is_own_endpoint(rest) {
+        if provider::is_own_endpoint(self.platform.provider, rest) {
             return self
                 .allow
                 .as_ref()
@@ -215,7 +225,6 @@ fn matches(pattern: &[Segment], path: &[&str]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PlatformKind;
     use http::Method;
 
     fn entry(allow: &[&str]) -> RouteEntry {
@@ -357,12 +366,12 @@ mod tests {
     #[test]
     fn canvas_routes_default_to_the_api() {
         let mut e = entry(&[]);
-        e.allow = PlatformKind::Canvas.default_allow();
+        e.allow = default_allow(&e.platform);
         assert!(e.allows(&Method::POST, "/api/v1/courses/1/discussion_topics"));
         assert!(!e.allows(&Method::GET, "/courses/1"));
         assert!(!e.allows(&Method::DELETE, "/login/oauth2/token"));
-        e.allow = PlatformKind::OAuth2.default_allow();
-        assert!(e.allows(&Method::GET, "/anything/at/all"));
+        let generic = provider::for_kind("oauth2").unwrap();
+        assert!(generic.api_prefix().is_none());
     }
 
     #[test]

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::{Platform, PlatformKind, Upstream};
+use crate::config::{Platform, Upstream};
 use crate::types::{PlatformId, Secret};
 
 pub fn platform(id: &str, base: &str) -> Arc<Platform> {
     let base_url = Url::parse(base).unwrap();
     Arc::new(Platform {
         id: PlatformId::new(id),
-        kind: PlatformKind::Canvas,
+        provider: crate::provider::for_kind("canvas").unwrap(),
         upstream: Upstream::from_base_url(&base_url).unwrap(),
         authorize_url: base_url.join("/login/oauth2/auth").unwrap(),
         token_url: base_url.join("/login/oauth2/token").unwrap(),

@@ -112,107 +112,24 @@ impl AllowRule {
     }
 }
 
-/// A rule from code, for the per-kind defaults; the patterns there are known to parse.
-fn rule(method: MethodMatch, pattern: &[&str]) -> AllowRule {
-    AllowRule {
-        method,
-        pattern: PathPattern(
-            pattern
-                .iter()
-                .map(|s| match *s {
-                    "**" => Segment::Many,
-                    "*" => Segment::One,
-                    lit => Segment::Literal(lit.to_string()),
-                })
-                .collect(),
-        ),
-    }
-}
-
-impl super::PlatformKind {
-    /// What a route without `allow` permits: the kind's REST API and nothing else, so the
-    /// LMS's web pages, login and token endpoints are not on a tool's path by default.
-    /// Generic OAuth2 has no known API prefix: everything.
-    pub fn default_allow(self) -> Option<Vec<AllowRule>> {
-        let api: &[&str] = match self {
-            Self::Canvas => &["api", "**"],
-            Self::Brightspace => &["d2l", "api", "**"],
-            Self::Blackboard => &["learn", "api", "**"],
-            Self::OAuth2 => return None,
-        };
-        Some(vec![rule(MethodMatch::Any, api)])
-    }
-
-    /// The LMS's own login and OAuth endpoints, refused even under a wildcard rule: Canvas
-    /// `/login/**` would revoke the user's grant behind the proxy's back
-    /// (`DELETE /login/oauth2/token`) or turn the token into a web session
-    /// (`/login/session_token`). Compared decoded and without regard to case, since the LMS
-    /// may route `%6Cogin` or `LOGIN` the same way.
-    pub fn is_own_endpoint(self, path: &str) -> bool {
-        let prefix: &[&str] = match self {
-            Self::Canvas => &["login"],
-            Self::Blackboard => &["learn", "api", "public", "v1", "oauth2"],
-            Self::Brightspace | Self::OAuth2 => return false,
-        };
-        let decoded;
-        let path = if path.contains('%') {
-            decoded = percent_decode(path);
-            decoded.as_str()
-        } else {
-            path
-        };
-        let mut segments = path.split(['/', '\\']).filter(|s| !s.is_empty());
-        prefix
+impl AllowRule {
+    /// Any method on `segments` and everything under them: an LMS kind's API by default.
+    pub fn everything_under(segments: &[&str]) -> Self {
+        let mut pattern: Vec<Segment> = segments
             .iter()
-            .all(|p| segments.next().is_some_and(|s| s.eq_ignore_ascii_case(p)))
-    }
-}
-
-/// Percent-decodes a path (not `+`: that is a space only in queries); bytes that do not
-/// form UTF-8 are replaced, which can only make a path match less.
-pub fn percent_decode(path: &str) -> String {
-    let bytes = path.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+            .map(|s| Segment::Literal(s.to_string()))
+            .collect();
+        pattern.push(Segment::Many);
+        Self {
+            method: MethodMatch::Any,
+            pattern: PathPattern(pattern),
         }
-        out.push(bytes[i]);
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::PlatformKind;
-
-    #[test]
-    fn canvas_login_is_its_own_endpoint_however_spelled() {
-        for path in [
-            "/login/oauth2/token",
-            "/login",
-            "/LOGIN/session_token",
-            "/%6Cogin/session_token",
-            "//login/oauth2/token",
-            "/%4C%4F%47%49%4E/x",
-        ] {
-            assert!(PlatformKind::Canvas.is_own_endpoint(path), "{path}");
-        }
-        for path in ["/api/v1/login", "/loginx", "/api/v1/courses"] {
-            assert!(!PlatformKind::Canvas.is_own_endpoint(path), "{path}");
-        }
-        assert!(PlatformKind::Blackboard.is_own_endpoint("/learn/api/public/v1/oauth2/token"));
-        assert!(!PlatformKind::Blackboard.is_own_endpoint("/learn/api/public/v1/courses"));
-        assert!(!PlatformKind::OAuth2.is_own_endpoint("/login"));
-    }
 
     #[test]
     fn only_an_exact_rule_names_a_path() {
@@ -225,11 +142,6 @@ mod tests {
         assert!(!exact.names_exactly(&delete, "/login/oauth2"));
         let wild = AllowRule::parse("* /login/**").unwrap();
         assert!(!wild.names_exactly(&delete, "/login/oauth2/token"));
-    }
-
-    #[test]
-    fn percent_decoding_keeps_what_is_not_an_escape() {
-        assert_eq!(percent_decode("/a%2Fb/%2e%2E/%zz/%4"), "/a/b/../%zz/%4");
     }
 
     #[test]

@@ -19,9 +19,10 @@ use std::time::Duration;
 use jsonwebtoken::DecodingKey;
 use url::Url;
 
+use crate::provider::Provider;
 use crate::types::{PlatformId, Secret, ToolId};
 
-pub use allow::{percent_decode, AllowRule, MethodMatch, PathPattern, Segment};
+pub use allow::{AllowRule, MethodMatch, PathPattern, Segment};
 pub use validate::decode_master_key;
 
 /// Where the config's environment variables come from: the process environment in production,
@@ -142,30 +143,11 @@ pub struct TokensConfig {
     pub cache_ttl: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlatformKind {
-    Canvas,
-    Brightspace,
-    Blackboard,
-    OAuth2,
-}
-
-impl PlatformKind {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "canvas" => Some(Self::Canvas),
-            "brightspace" => Some(Self::Brightspace),
-            "blackboard" => Some(Self::Blackboard),
-            "oauth2" => Some(Self::OAuth2),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Debug)]
 pub struct Platform {
     pub id: PlatformId,
-    pub kind: PlatformKind,
+    /// What this kind of LMS does differently; the rest of the proxy asks it.
+    pub provider: &'static dyn Provider,
     pub base_url: Url,
     /// The LMS upstream: where proxied requests go and whose URLs are rewritten back to us.
     pub upstream: Upstream,

@@ -12,9 +12,10 @@ use url::Url;
 
 use super::file::{FileConfig, PlatformSection, RouteSection, ServerSection, ToolSection};
 use super::{
-    AllowRule, Config, ConfigError, EnvLookup, MasterKey, Platform, PlatformKind, Problem, Route,
-    ServerConfig, StoreConfig, TlsListener, TokensConfig, Tool, ToolJwtKey, Upstream,
+    AllowRule, Config, ConfigError, EnvLookup, MasterKey, Platform, Problem, Route, ServerConfig,
+    StoreConfig, TlsListener, TokensConfig, Tool, ToolJwtKey, Upstream,
 };
+use crate::provider::{self, Endpoints};
 use crate::types::{PlatformId, Secret, ToolId};
 
 const MIN_TOOL_SECRET_BYTES: usize = 32;
@@ -362,14 +363,12 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
             format!("{:?} must match [a-z0-9-]+", p.id),
         );
     }
-    let kind = PlatformKind::parse(&p.kind);
-    if kind.is_none() {
+    let provider = provider::for_kind(&p.kind);
+    if provider.is_none() {
+        let kinds: Vec<&str> = provider::KINDS.iter().map(|k| k.kind()).collect();
         c.problem(
             format!("{key}.kind"),
-            format!(
-                "{:?} is not one of canvas, brightspace, blackboard, oauth2",
-                p.kind
-            ),
+            format!("{:?} is not one of {}", p.kind, kinds.join(", ")),
         );
     }
     let base_url = c.http_url(&format!("{key}.base_url"), &p.base_url);
@@ -400,18 +399,20 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
             None => Some(None),
         }
     };
-    let defaults = match (kind, &base_url) {
-        (Some(kind), Some(base)) => default_endpoints(kind, base),
-        _ => [None, None, None],
+    let defaults = match (provider, &base_url) {
+        (Some(provider), Some(base)) => provider.endpoints(base),
+        _ => Endpoints::default(),
     };
-    let [auth_default, token_default, revoke_default] = defaults;
-    let authorize_url = endpoint("authorize_url", &p.authorize_url, auth_default);
-    let token_url = endpoint("token_url", &p.token_url, token_default);
-    let revoke_url = endpoint("revoke_url", &p.revoke_url, revoke_default);
-    if kind == Some(PlatformKind::OAuth2) {
+    let authorize_url = endpoint("authorize_url", &p.authorize_url, defaults.authorize);
+    let token_url = endpoint("token_url", &p.token_url, defaults.token);
+    let revoke_url = endpoint("revoke_url", &p.revoke_url, defaults.revoke);
+    if let Some(provider) = provider.filter(|p| p.needs_endpoints()) {
         for (name, value) in [("authorize_url", &authorize_url), ("token_url", &token_url)] {
             if matches!(value, Some(None)) {
-                c.problem(format!("{key}.{name}"), "is required for kind = \"oauth2\"");
+                c.problem(
+                    format!("{key}.{name}"),
+                    format!("is required for kind = \"{}\"", provider.kind()),
+                );
             }
         }
     }
@@ -443,7 +444,7 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
         60_000,
     );
 
-    let kind = kind?;
+    let provider = provider?;
     let base_url = base_url?;
     let upstream = Upstream::from_base_url(&base_url)?;
     if !id_ok {
@@ -451,8 +452,8 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
     }
     Some(Platform {
         id: PlatformId::new(p.id.as_str()),
-        kind,
-        pkce: p.pkce.unwrap_or(kind != PlatformKind::Blackboard),
+        provider,
+        pkce: p.pkce.unwrap_or(provider.pkce_by_default()),
         upstream,
         base_url,
         client_id: p.client_id.clone(),
@@ -478,33 +479,6 @@ fn timeout(
             .in_range(key, ms, 1, MAX_TIMEOUT_MS)
             .map(Duration::from_millis),
         None => Some(Duration::from_millis(default_ms)),
-    }
-}
-
-/// The OAuth endpoints each kind of LMS serves, from docs/lms-behaviour.md.
-fn default_endpoints(kind: PlatformKind, base: &Url) -> [Option<String>; 3] {
-    let at = |path: &str| {
-        let mut s = base.as_str().trim_end_matches('/').to_string();
-        s.push_str(path);
-        Some(s)
-    };
-    match kind {
-        PlatformKind::Canvas => [
-            at("/login/oauth2/auth"),
-            at("/login/oauth2/token"),
-            at("/login/oauth2/token"),
-        ],
-        PlatformKind::Brightspace => [
-            Some("https://auth.brightspace.com/oauth2/auth".into()),
-            Some("https://auth.brightspace.com/core/connect/token".into()),
-            Some("https://auth.brightspace.com/core/connect/revocation".into()),
-        ],
-        PlatformKind::Blackboard => [
-            at("/learn/api/public/v1/oauth2/authorizationcode"),
-            at("/learn/api/public/v1/oauth2/token"),
-            None,
-        ],
-        PlatformKind::OAuth2 => [None, None, None],
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Answers are sorted into what the caller must do: use the new token, forget the user's
 //! grant (`Refused`), blame the operator's client credentials (`InvalidClient`), or wait
-//! (`Unavailable`). The sorting follows docs/lms-behaviour.md (Canvas answers a revoked refresh
+//! (`Unavailable`). The platform's provider says what differs per LMS (Canvas answers a revoked refresh
 //! token with `invalid_request`, not `invalid_grant`).
 
 use std::collections::HashMap;
@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{Config, Platform, PlatformKind};
+use crate::config::{Config, Platform};
+use crate::provider::{ClientAuth, Provider, Revocation};
 use crate::types::{is_lms_user_id_shape, is_token_shape, AccessToken, PlatformId, RefreshToken};
 
 /// What a token endpoint gave back.
@@ -119,8 +120,8 @@ impl OAuthClients {
         self.token_request(platform, form).await
     }
 
-    /// Revokes at the LMS. Canvas: `DELETE /login/oauth2/token` with the access token as
-    /// bearer; others: RFC 7009 POST with the token in the form.
+    /// Revokes at the LMS as its provider says: Canvas's `DELETE` with the access token as
+    /// bearer, or an RFC 7009 POST with the token in the form.
     pub async fn revoke(
         &self,
         platform: &Platform,
@@ -131,9 +132,11 @@ impl OAuthClients {
             return Ok(());
         };
         let client = self.client(platform)?;
-        let request = match platform.kind {
-            PlatformKind::Canvas => client.delete(url.as_str()).bearer_auth(access.expose()),
-            _ => {
+        let request = match platform.provider.revocation() {
+            Revocation::DeleteWithBearer => {
+                client.delete(url.as_str()).bearer_auth(access.expose())
+            }
+            Revocation::Rfc7009 => {
                 let token = refresh.map_or(access.expose(), |r| r.expose());
                 client
                     .post(url.as_str())
@@ -166,11 +169,10 @@ impl OAuthClients {
         platform: &Platform,
         access: &AccessToken,
     ) -> Result<Option<String>, TokenEndpointError> {
-        let (path, field) = match platform.kind {
-            PlatformKind::Canvas => ("/api/v1/users/self", "id"),
-            PlatformKind::Brightspace => ("/d2l/api/lp/1.0/users/whoami", "Identifier"),
-            PlatformKind::Blackboard | PlatformKind::OAuth2 => return Ok(None),
+        let Some(whoami) = platform.provider.whoami() else {
+            return Ok(None);
         };
+        let (path, field) = (whoami.path, whoami.field);
         let upstream = &platform.upstream;
         let url = format!("{}{}{path}", upstream.origin, upstream.base_path);
         let response = self
@@ -206,14 +208,12 @@ impl OAuthClients {
     ) -> Result<Grant, TokenEndpointError> {
         let client = self.client(platform)?;
         let mut request = client.post(platform.token_url.as_str());
-        // Canvas and generic OAuth2 take client credentials in the body; D2L and Blackboard
-        // document HTTP Basic.
-        match platform.kind {
-            PlatformKind::Brightspace | PlatformKind::Blackboard => {
+        match platform.provider.client_auth() {
+            ClientAuth::Basic => {
                 request =
                     request.basic_auth(&platform.client_id, Some(platform.client_secret.expose()));
             }
-            PlatformKind::Canvas | PlatformKind::OAuth2 => {
+            ClientAuth::Form => {
                 form.push(("client_id", &platform.client_id));
                 form.push(("client_secret", platform.client_secret.expose()));
             }
@@ -235,7 +235,7 @@ impl OAuthClients {
             )));
         }
         if !status.is_success() {
-            return Err(classify_error(status.as_u16(), &bytes));
+            return Err(classify_error(platform.provider, status.as_u16(), &bytes));
         }
         let body: TokenBody = serde_json::from_slice(&bytes).map_err(|_| {
             TokenEndpointError::Unavailable(
@@ -284,7 +284,7 @@ impl OAuthClients {
     }
 }
 
-fn classify_error(status: u16, body: &[u8]) -> TokenEndpointError {
+fn classify_error(provider: &dyn Provider, status: u16, body: &[u8]) -> TokenEndpointError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let error = parsed
         .as_ref()
@@ -294,11 +294,8 @@ fn classify_error(status: u16, body: &[u8]) -> TokenEndpointError {
     let summary = format!("{status} {error} {description}").trim().to_string();
     match error.as_str() {
         "invalid_client" | "unauthorized_client" => TokenEndpointError::InvalidClient(summary),
-        "invalid_grant" => TokenEndpointError::Refused(summary),
-        // Canvas: a revoked or unknown refresh token.
-        "invalid_request" if description.contains("refresh_token not found") => {
-            TokenEndpointError::Refused(summary)
-        }
+        // Each LMS says "this grant is gone" its own way (Canvas: `invalid_request`).
+        _ if provider.refuses_grant(&error, &description) => TokenEndpointError::Refused(summary),
         _ if status == 401 => TokenEndpointError::InvalidClient(summary),
         _ => TokenEndpointError::Unavailable(summary),
     }
@@ -348,17 +345,21 @@ fn build_client(platform: &Platform) -> Result<reqwest::Client, String> {
 mod tests {
     use super::*;
 
+    fn canvas() -> &'static dyn Provider {
+        crate::provider::for_kind("canvas").unwrap()
+    }
+
     #[test]
     fn canvas_errors_are_sorted_as_lms_facts_says() {
         let refused = |s: u16, b: &str| {
             matches!(
-                classify_error(s, b.as_bytes()),
+                classify_error(canvas(), s, b.as_bytes()),
                 TokenEndpointError::Refused(_)
             )
         };
         let client = |s: u16, b: &str| {
             matches!(
-                classify_error(s, b.as_bytes()),
+                classify_error(canvas(), s, b.as_bytes()),
                 TokenEndpointError::InvalidClient(_)
             )
         };
@@ -376,7 +377,7 @@ mod tests {
         ));
         assert!(client(401, "not json"));
         assert!(matches!(
-            classify_error(400, br#"{"error":"unsupported_grant_type"}"#),
+            classify_error(canvas(), 400, br#"{"error":"unsupported_grant_type"}"#),
             TokenEndpointError::Unavailable(_)
         ));
     }

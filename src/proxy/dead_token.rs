@@ -1,6 +1,7 @@
-//! An LMS 401 *with* `WWW-Authenticate` means the access token is dead (expired early,
-//! killed by a refresh elsewhere, revoked). The proxy refreshes once and replays the request
-//! once; a 401 without that header (scopes, permissions) is the LMS's answer to pass on.
+//! An LMS answer that says the access token is dead (expired early, killed by a refresh
+//! elsewhere, revoked; for Canvas a 401 *with* `WWW-Authenticate`, the provider decides) makes
+//! the proxy refresh once and replay the request once; any other 401 (scopes, permissions) is
+//! the LMS's answer to pass on.
 //!
 //! Pingora has no hook for "retry with a changed request", so the filter returns a retryable
 //! error, `error_while_proxy` lets it through, and `upstream_peer` refreshes before the
@@ -14,12 +15,17 @@ use crate::app::App;
 use crate::errors::ProxyError;
 use crate::expiry::now_unix;
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
+use crate::provider::Provider;
 
-pub fn is_dead_token(response: &ResponseHeader) -> bool {
+/// Whether the LMS's answer says the access token is dead, as the platform's kind says it.
+pub fn is_dead_token(provider: &dyn Provider, response: &ResponseHeader) -> bool {
     response.status == http::StatusCode::UNAUTHORIZED
-        && response
-            .headers
-            .contains_key(http::header::WWW_AUTHENTICATE)
+        && provider.is_dead_token(
+            response.status.as_u16(),
+            response
+                .headers
+                .contains_key(http::header::WWW_AUTHENTICATE),
+        )
 }
 
 /// Refreshes the rejected token and puts the new one in `ctx`, or says what to answer.

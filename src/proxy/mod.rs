@@ -302,7 +302,7 @@ impl ProxyHttp for LmsProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_ms = ctx.upstream_started.map(|t| t.elapsed().as_millis());
-        if dead_token::is_dead_token(response) {
+        if dead_token::is_dead_token(admitted(ctx)?.route.platform.provider, response) {
             if ctx.replay == Replay::None {
                 ctx.replay = Replay::Pending;
                 let mut e = Error::explain(
