@@ -56,7 +56,11 @@ pub async fn admit(
     if let Some(problem) = path_problem(path) {
         return Err(ProxyError::BadRequest(problem.into()));
     }
-    let host = request_host(req);
+    let host = if app.routes.by_host() {
+        request_host(req)
+    } else {
+        None
+    };
     let found = app
         .routes
         .find(host, path)

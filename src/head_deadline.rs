@@ -24,7 +24,7 @@ use pingora::protocols::{
 };
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// Wraps an application so that every connection it is handed carries the head deadline.
 pub struct HeadDeadlineApp<A> {
@@ -76,6 +76,8 @@ pub struct HeadDeadline {
     inner: Stream,
     limit: Duration,
     phase: Phase,
+    /// When the head began, if it did not arrive in one read: only then is there a clock.
+    started: Option<Instant>,
     clock: Option<Pin<Box<Sleep>>>,
     /// How many bytes of `\r\n\r\n` the last read ended with.
     matched: usize,
@@ -96,41 +98,71 @@ impl HeadDeadline {
             inner,
             limit,
             phase: Phase::Idle,
+            started: None,
             clock: None,
             matched: 0,
         }
     }
 
-    /// Follows the bytes just read: the first starts the clock, the end of the head stops it.
+    /// Follows the bytes just read: the first bytes of a head start it, the blank line ends
+    /// it. A head that arrives in one read (nearly all of them) never starts a clock.
     fn saw(&mut self, bytes: &[u8]) {
         if bytes.is_empty() || self.phase == Phase::Past {
             return;
         }
-        if self.phase == Phase::Idle {
+        let first = self.phase == Phase::Idle;
+        if first {
             self.phase = Phase::Head;
             self.matched = 0;
-            self.clock = Some(Box::pin(tokio::time::sleep(self.limit)));
         }
         self.matched = scan(self.matched, bytes);
         if self.matched == END.len() {
             self.phase = Phase::Past;
+            self.started = None;
             self.clock = None;
+        } else if first {
+            self.started = Some(Instant::now());
         }
+    }
+
+    /// The clock for a head still arriving, set when the read first has to wait.
+    fn clock(&mut self) -> Option<&mut Pin<Box<Sleep>>> {
+        if self.clock.is_none() {
+            let started = self.started?;
+            self.clock = Some(Box::pin(tokio::time::sleep_until(started + self.limit)));
+        }
+        self.clock.as_mut()
     }
 }
 
 const END: &[u8; 4] = b"\r\n\r\n";
 
 /// How much of `\r\n\r\n` has been seen once `bytes` follow a read that ended with
-/// `matched` bytes of it; all four means the head is complete.
-fn scan(mut matched: usize, bytes: &[u8]) -> usize {
-    for &b in bytes {
-        matched = next_match(matched, b);
-        if matched == END.len() {
+/// `matched` bytes of it; all four means the head is complete. A blank line inside the
+/// bytes is found with memchr's vectorised search, not byte by byte.
+fn scan(matched: usize, bytes: &[u8]) -> usize {
+    // A match begun in the last read ends within the first bytes of this one.
+    let mut carried = matched;
+    for &b in bytes.iter().take(END.len()) {
+        if carried == 0 {
             break;
         }
+        carried = next_match(carried, b);
+        if carried == END.len() {
+            return END.len();
+        }
     }
-    matched
+    if memchr::memmem::find(bytes, END).is_some() {
+        return END.len();
+    }
+    // What this read ends with depends on its last three bytes only (or fewer, plus what
+    // was carried in, for a read that short).
+    let tail = &bytes[bytes.len().saturating_sub(END.len() - 1)..];
+    let mut state = if bytes.len() < END.len() { matched } else { 0 };
+    for &b in tail {
+        state = next_match(state, b);
+    }
+    state
 }
 
 /// One step of matching `\r\n\r\n`; a `\r` after a mismatch restarts the match.
@@ -159,10 +191,10 @@ impl AsyncRead for HeadDeadline {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let limit = self.limit;
-                let expired = self
-                    .clock
-                    .as_mut()
-                    .is_some_and(|clock| clock.as_mut().poll(cx).is_ready());
+                let expired = self.phase == Phase::Head
+                    && self
+                        .clock()
+                        .is_some_and(|clock| clock.as_mut().poll(cx).is_ready());
                 if expired {
                     Poll::Ready(Err(std::io::Error::new(
                         std::io::ErrorKind::TimedOut,
@@ -184,6 +216,7 @@ impl AsyncWrite for HeadDeadline {
     ) -> Poll<std::io::Result<usize>> {
         // An answer is going out: the request it answers has been read.
         self.phase = Phase::Idle;
+        self.started = None;
         self.clock = None;
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
@@ -202,6 +235,7 @@ impl AsyncWrite for HeadDeadline {
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
         self.phase = Phase::Idle;
+        self.started = None;
         self.clock = None;
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
@@ -294,5 +328,21 @@ mod tests {
         assert_eq!(scan(scan(0, b"a\r\n\r"), b"\n"), 4);
         assert_eq!(scan(0, b"\r\r\n\r\n"), 4);
         assert_ne!(scan(0, b"\r\n\n\r\n"), 4);
+        // Carried over reads of every size, one byte at a time included.
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for size in 1..head.len() {
+            let mut state = 0;
+            let mut done_at = None;
+            for (i, chunk) in head.chunks(size).enumerate() {
+                state = scan(state, chunk);
+                if state == 4 {
+                    done_at = Some(i);
+                    break;
+                }
+            }
+            assert_eq!(done_at, Some((head.len() - 1) / size), "chunks of {size}");
+        }
+        assert_eq!(scan(3, b"\r"), 1);
+        assert_eq!(scan(2, b"\r"), 3);
     }
 }

@@ -85,6 +85,11 @@ impl RouteTable {
         })
     }
 
+    /// Whether any route matches on the host: only then is a request's `Host` looked at.
+    pub fn by_host(&self) -> bool {
+        self.by_host
+    }
+
     /// The origin a request to `host` is addressed to: a host route's, or `public_url`'s.
     pub fn origin_of(&self, host: Option<&str>) -> Origins {
         let Some(host) = host.filter(|_| self.by_host).map(host_name) else {
@@ -197,12 +202,29 @@ fn rule_allows(rule: &AllowRule, method: &http::Method, path: &str) -> bool {
     if !method_ok {
         return false;
     }
-    let segments: Vec<&str> = path
-        .trim_start_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    matches(&rule.pattern.0, &segments)
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let pattern = &rule.pattern.0;
+    match pattern.iter().position(|s| *s == Segment::Many) {
+        // No `**`, or one at the end (every default allowlist): one pass, no allocation.
+        None => {
+            pattern
+                .iter()
+                .all(|p| segments.next().is_some_and(|s| one(p, s)))
+                && segments.next().is_none()
+        }
+        Some(last) if last + 1 == pattern.len() => pattern[..last]
+            .iter()
+            .all(|p| segments.next().is_some_and(|s| one(p, s))),
+        Some(_) => matches(pattern, &segments.collect::<Vec<_>>()),
+    }
+}
+
+/// Whether a literal or `*` pattern segment matches one path segment.
+fn one(pattern: &Segment, segment: &str) -> bool {
+    match pattern {
+        Segment::Literal(lit) => lit == segment,
+        _ => true,
+    }
 }
 
 fn matches(pattern: &[Segment], path: &[&str]) -> bool {

@@ -10,14 +10,9 @@ use crate::admission::Admitted;
 use crate::identity::X_LMS_USER;
 
 /// Tool-side headers that must never reach the LMS: credentials, and what would tell the
-/// LMS about the tool's network or let the tool pose as someone else's client.
-const STRIPPED_HEADERS: [HeaderName; 5] = [
-    AUTHORIZATION,
-    X_LMS_USER,
-    COOKIE,
-    PROXY_AUTHORIZATION,
-    FORWARDED,
-];
+/// LMS about the tool's network or let the tool pose as someone else's client. The tool's
+/// `Authorization` is handled apart: replaced, or removed when it cannot be.
+const STRIPPED_HEADERS: [HeaderName; 4] = [X_LMS_USER, COOKIE, PROXY_AUTHORIZATION, FORWARDED];
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Why a request could not be prepared for the LMS.
@@ -94,7 +89,10 @@ pub fn prepare(upstream: &mut RequestHeader, admitted: &Admitted) -> Result<(), 
     )
 }
 
-/// The tool's headers out, then the user's token and the LMS's host in.
+/// The tool's headers out, then the user's token and the LMS's host in. Inserting
+/// `Authorization` replaces every value the tool sent; when the token cannot be inserted,
+/// the tool's values are removed all the same (removing costs more than replacing in
+/// pingora's header map, so it is not done first on every request).
 fn place_credentials(
     upstream: &mut RequestHeader,
     token: &str,
@@ -104,10 +102,13 @@ fn place_credentials(
     let mut bearer = String::with_capacity(7 + token.len());
     bearer.push_str("Bearer ");
     bearer.push_str(token);
-    let bearer = HeaderValue::try_from(bearer).map_err(|_| ForwardError::TokenNotAHeader)?;
-    upstream
-        .insert_header(AUTHORIZATION, bearer)
-        .map_err(|_| ForwardError::TokenNotAHeader)?;
+    let placed = HeaderValue::try_from(bearer)
+        .ok()
+        .and_then(|bearer| upstream.insert_header(AUTHORIZATION, bearer).ok());
+    if placed.is_none() {
+        upstream.remove_header(&AUTHORIZATION);
+        return Err(ForwardError::TokenNotAHeader);
+    }
     upstream
         .insert_header(HOST, host)
         .map_err(|_| ForwardError::TokenNotAHeader)?;
@@ -125,14 +126,17 @@ fn strip_tool_headers(upstream: &mut RequestHeader) {
     if upstream.headers.contains_key(&X_REAL_IP) {
         upstream.remove_header(&X_REAL_IP);
     }
-    let forwarded: Vec<HeaderName> = upstream
-        .headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("x-forwarded-"))
-        .cloned()
-        .collect();
-    for name in &forwarded {
-        upstream.remove_header(name);
+    let forwarded = |name: &HeaderName| name.as_str().starts_with("x-forwarded-");
+    if upstream.headers.keys().any(forwarded) {
+        let names: Vec<HeaderName> = upstream
+            .headers
+            .keys()
+            .filter(|n| forwarded(n))
+            .cloned()
+            .collect();
+        for name in &names {
+            upstream.remove_header(name);
+        }
     }
 }
 
