@@ -829,3 +829,57 @@ async fn a_drip_fed_request_head_is_cut_off() {
     );
     assert!(!String::from_utf8_lossy(&rest).contains("200 OK"));
 }
+
+// 10. Only URLs under base_url's path are rewritten.
+
+#[tokio::test]
+async fn links_and_locations_outside_the_base_path_are_left_alone() {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&format!("{}/lms", lms.origin), "");
+    let access = lms.issue(42, 3600, None).await;
+    setup.import_grant("alice", &access, "r", now() + 3600);
+    let _proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    let asked = |pairs: &[(&str, &str)]| {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        format!("/canvas/api/v1/sandbox/headers?{query}")
+    };
+    let path = asked(&[
+        ("link", "<{origin}/lmsx/a>; rel=\"next\""),
+        ("link", "<{origin}/lms/api/v1/b?page=2>; rel=\"prev\""),
+        ("location", "{origin}/other/a"),
+    ]);
+    let r = setup.get_as(&jwt, &path).await;
+    assert_eq!(r.status(), 200);
+    let links: Vec<String> = r
+        .headers()
+        .get_all("link")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let links = links.join(",");
+    assert!(
+        links.contains(&format!("<{}/lmsx/a>; rel=\"next\"", lms.origin)),
+        "{links}"
+    );
+    assert!(
+        links.contains(&format!(
+            "<{}>; rel=\"prev\"",
+            setup.url("/canvas/api/v1/b?page=2")
+        )),
+        "{links}"
+    );
+    assert_eq!(
+        r.headers()["location"],
+        format!("{}/other/a", lms.origin).as_str()
+    );
+    let r = setup
+        .get_as(&jwt, &asked(&[("location", "{origin}/lms/api/v1/c")]))
+        .await;
+    assert_eq!(
+        r.headers()["location"],
+        setup.url("/canvas/api/v1/c").as_str()
+    );
+}

@@ -27,6 +27,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/files/{id}/download", get(file_download))
         .route("/api/v1/sandbox/echo", any(echo_request))
         .route("/api/v1/sandbox/slow", get(slow))
+        .route("/api/v1/sandbox/headers", get(headers_as_asked))
+        .route("/{base}/api/v1/sandbox/headers", get(headers_as_asked))
         .route("/courses/{id}", get(course_page))
         .route("/login/oauth2/auth", get(oauth::authorize))
         .route("/login/oauth2/confirm", get(oauth::confirm))
@@ -315,6 +317,38 @@ async fn file_download(
         )),
         Err(r) => *r,
     }
+}
+
+/// Answers with the `Link` and `Location` given in `?link=` and `?location=`, `{origin}`
+/// standing for the sandbox's own origin; also under one extra leading segment, so that a
+/// platform whose `base_url` carries a path (`.../lms`) reaches it. For rewriting tests.
+async fn headers_as_asked(
+    State(s): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers, &method, &uri) {
+        return *r;
+    }
+    let mut response = Json(json!({})).into_response();
+    let asked = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes());
+    for (name, value) in asked {
+        let value = value.replace("{origin}", &s.origin);
+        let Ok(value) = HeaderValue::from_str(&value) else {
+            continue;
+        };
+        match name.as_ref() {
+            "link" => {
+                response.headers_mut().append("link", value);
+            }
+            "location" => {
+                response.headers_mut().insert("location", value);
+            }
+            _ => {}
+        }
+    }
+    response
 }
 
 /// A same-origin absolute redirect, to show `Location` rewriting.
