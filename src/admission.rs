@@ -79,12 +79,7 @@ pub async fn admit(
     }
 
     let platform = &route.platform;
-    if !identity.tool.may_use(&platform.id) {
-        return Err(ProxyError::Forbidden(format!(
-            "tool {} may not use platform {}",
-            identity.tool.id, platform.id
-        )));
-    }
+    let key = grant_key(&identity, &platform.id)?;
     if !route.allows(&req.method, &rest) {
         return Err(ProxyError::Forbidden(format!(
             "{} {} is not in this route's allowlist",
@@ -92,11 +87,6 @@ pub async fn admit(
         )));
     }
 
-    let key = TokenKey::new(
-        platform.id.clone(),
-        identity.tool.id.clone(),
-        identity.user.clone(),
-    );
     let usable = app
         .lifecycle
         .usable(&key, platform, now)
@@ -132,6 +122,22 @@ pub async fn admit(
         key,
         token,
     })
+}
+
+/// The key of the grant this caller would use on `platform`, if the tool may use it at all:
+/// grants are per (platform, tool, user), so one tool never reaches another's.
+pub fn grant_key(identity: &Identity, platform: &PlatformId) -> Result<TokenKey, ProxyError> {
+    if !identity.tool.may_use(platform) {
+        return Err(ProxyError::Forbidden(format!(
+            "tool {} may not use platform {platform}",
+            identity.tool.id
+        )));
+    }
+    Ok(TokenKey::new(
+        platform.clone(),
+        identity.tool.id.clone(),
+        identity.user.clone(),
+    ))
 }
 
 /// The 401 that starts the consent flow: a ticket for this user, tool and platform.

@@ -1,9 +1,10 @@
 //! Keeping a user's token usable: refresh before it expires, refresh after the LMS rejects
 //! it, and never more than one token-endpoint call per user at a time.
 //!
-//! Every refresh for a user runs under that user's lock. A waiter that gets the lock after
-//! someone else refreshed finds a token that no longer needs refreshing and uses it, so a
-//! thousand concurrent requests for one expired user cost one call.
+//! Every refresh for a user runs under that user's lock, and starts from the grant as the
+//! store has it once the lock is held. A waiter that gets the lock after someone else
+//! refreshed finds a token that no longer needs refreshing and uses it, so a thousand
+//! concurrent requests for one expired user cost one call.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -137,7 +138,9 @@ impl Lifecycle {
         platform: &Platform,
         why: Why<'_>,
     ) -> Result<Usable, TokenError> {
-        let Some(current) = self.tokens.get(key).await?.record else {
+        // From the store, not the cache: another process may have refreshed the grant (a
+        // rotated refresh token must never be sent again) or deleted it.
+        let Some(current) = self.tokens.get_fresh(key).await? else {
             return Ok(Usable::Missing { cache_hit: false });
         };
         let now = now_unix();

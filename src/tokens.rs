@@ -133,6 +133,32 @@ impl Tokens {
         }
     }
 
+    /// The grant as the store has it now, bypassing the cache (and refreshing the cache with
+    /// it): what a refresh must start from once it holds the user's lock, since another
+    /// process may have refreshed (or deleted) the grant since this one cached it.
+    pub async fn get_fresh(&self, key: &TokenKey) -> Result<Option<Arc<TokenRecord>>, TokenError> {
+        let row = self.store.get(key).await?;
+        match row.and_then(|row| self.open(&row)) {
+            Some(record) => {
+                let record = Arc::new(record);
+                self.cache
+                    .insert(
+                        key.clone(),
+                        Cached {
+                            record: Arc::clone(&record),
+                            at: Instant::now(),
+                        },
+                    )
+                    .await;
+                Ok(Some(record))
+            }
+            None => {
+                self.cache.invalidate(key).await;
+                Ok(None)
+            }
+        }
+    }
+
     /// Writes through to the store first, so the cache never holds what the store lacks.
     pub async fn save(&self, key: TokenKey, record: TokenRecord) -> Result<(), TokenError> {
         self.store.put(self.seal(&key, &record)).await?;
@@ -290,6 +316,37 @@ mod tests {
         let lookup = t.get(&key("u")).await.unwrap();
         assert!(lookup.record.is_none());
         assert!(!lookup.cache_hit);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_read_sees_a_change_behind_the_cache_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokens(dir.path(), 7).await;
+        t.save(key("u"), record()).await.unwrap();
+        // Another process replaces the grant: the cache still has the old one.
+        let mut newer = record();
+        newer.access_token = AccessToken::new("newer-access-token");
+        t.store().put(t.seal(&key("u"), &newer)).await.unwrap();
+        assert_eq!(
+            t.get(&key("u")).await.unwrap().record.unwrap().access_token,
+            record().access_token
+        );
+        let fresh = t.get_fresh(&key("u")).await.unwrap().unwrap();
+        assert_eq!(fresh.access_token.expose(), "newer-access-token");
+        // ... and the cache now holds it too.
+        assert_eq!(
+            t.get(&key("u"))
+                .await
+                .unwrap()
+                .record
+                .unwrap()
+                .access_token
+                .expose(),
+            "newer-access-token"
+        );
+        t.store().delete(&key("u")).await.unwrap();
+        assert!(t.get_fresh(&key("u")).await.unwrap().is_none());
+        assert!(t.get(&key("u")).await.unwrap().record.is_none());
     }
 
     #[tokio::test]

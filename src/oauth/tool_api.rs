@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::browser::query;
 use super::return_to;
-use crate::admission::request_host;
+use crate::admission::{grant_key, request_host};
 use crate::app::App;
 use crate::config::Platform;
 use crate::errors::ProxyError;
@@ -48,17 +48,7 @@ fn caller(
         .platform(&PlatformId::new(platform_id))
         .cloned()
         .ok_or(ProxyError::UnknownRoute)?;
-    if !identity.tool.may_use(&platform.id) {
-        return Err(ProxyError::Forbidden(format!(
-            "tool {} may not use platform {}",
-            identity.tool.id, platform.id
-        )));
-    }
-    let key = TokenKey::new(
-        platform.id.clone(),
-        identity.tool.id.clone(),
-        identity.user.clone(),
-    );
+    let key = grant_key(&identity, &platform.id)?;
     Ok(Caller {
         identity,
         platform,
