@@ -7,9 +7,9 @@ use crate::crypto::Crypto;
 use crate::identity::ToolAuth;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
-use crate::oauth::client::OAuthClients;
 use crate::routes::RouteTable;
 use crate::store;
+use crate::token_endpoint::OAuthClients;
 use crate::tokens::Tokens;
 
 pub struct App {

@@ -30,6 +30,7 @@ pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod tickets;
+pub mod token_endpoint;
 pub mod tokens;
 pub mod types;
 

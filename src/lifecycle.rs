@@ -15,7 +15,7 @@ use crate::config::{Platform, TokensConfig};
 use crate::expiry;
 use crate::expiry::now_unix;
 use crate::metrics::{Metrics, RefreshOutcome};
-use crate::oauth::client::{Grant, OAuthClients, TokenEndpointError};
+use crate::token_endpoint::{Grant, OAuthClients, TokenEndpointError};
 use crate::tokens::{TokenError, TokenRecord, Tokens};
 use crate::types::{AccessToken, TokenKey};
 

@@ -21,8 +21,8 @@ use crate::expiry::now_unix;
 use crate::http::Answer;
 use crate::identity::Origins;
 use crate::lifecycle::Lifecycle;
-use crate::oauth::client::TokenEndpointError;
 use crate::tickets::Ticket;
+use crate::token_endpoint::TokenEndpointError;
 use crate::tokens::TokenRecord;
 use crate::types::{PlatformId, TokenKey, ToolId, UserKey};
 
