@@ -398,3 +398,43 @@ platform = "canvas"
         );
     }
 }
+
+#[test]
+fn tokens_list_lines_up_its_columns_and_check_counts_in_words() {
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    setup.import(
+        "quiz",
+        "{\"user\":\"a\",\"access_token\":\"t1\",\"expires_in\":3600}\n{\"user\":\"a-much-longer-user-key\",\"access_token\":\"t2\",\"lms_user_id\":7}\n",
+    );
+    let out = setup.cli(&["tokens", "list", "-c", "{config}"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    // Every column starts where its header does.
+    for column in ["TOOL", "USER", "LMS_USER_ID", "EXPIRES_AT"] {
+        let at = lines[0].find(column).unwrap();
+        for line in &lines[1..] {
+            assert_eq!(&line[at - 1..at], " ", "{column} misaligned:\n{text}");
+            assert_ne!(&line[at..at + 1], " ", "{column} misaligned:\n{text}");
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let one =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/sandbox.toml")).unwrap();
+    std::fs::write(dir.path().join("one.toml"), one).unwrap();
+    let env = std::collections::HashMap::from([
+        ("LMS_PROXY_KEY".to_string(), MASTER_KEY.to_string()),
+        ("CANVAS_CLIENT_SECRET".to_string(), "x".to_string()),
+        ("QUIZ_TOOL_SECRET".to_string(), TOOL_SECRET.to_string()),
+    ]);
+    let path = dir.path().join("one.toml").to_string_lossy().into_owned();
+    let out = run(BIN, &["check".into(), "-c".into(), path], &env, None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("OK (1 platform, 1 route, 1 tool)"),
+        "{}",
+        stdout(&out)
+    );
+}

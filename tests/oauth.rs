@@ -438,3 +438,31 @@ async fn delete_revokes_at_the_lms_and_is_idempotent() {
     assert_eq!(r.status(), 204);
     assert_eq!(w.status(&jay, "").await["connected"], false);
 }
+
+#[tokio::test]
+async fn operators_see_who_called_the_tool_endpoints_and_why_consent_failed() {
+    let w = world().await;
+    let jwt = w.setup.mint("quiz", "frank");
+    assert_eq!(w.status(&jwt, "").await["connected"], false);
+    let consent = begin_consent(&w.authorize_url(&jwt).await).await;
+    let callback = consent.decide(None).await;
+    assert_eq!(consent.callback(&callback).await.status(), 302);
+    let World { proxy, .. } = w;
+    let (_, log) = proxy.terminate();
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let status_line = lines
+        .iter()
+        .find(|l| l["path"] == "/api/oauth/status/canvas")
+        .unwrap_or_else(|| panic!("no access line for the status call:\n{log}"));
+    assert_eq!(status_line["tool"], "quiz", "{status_line}");
+    assert_eq!(status_line["user"], "frank", "{status_line}");
+    let denied = lines
+        .iter()
+        .find(|l| l["message"] == "consent not completed")
+        .unwrap_or_else(|| panic!("no line says why consent failed:\n{log}"));
+    assert_eq!(denied["reason"], "access_denied", "{denied}");
+    assert_eq!(denied["user"], "frank", "{denied}");
+}
