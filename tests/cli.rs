@@ -438,3 +438,26 @@ fn tokens_list_lines_up_its_columns_and_check_counts_in_words() {
         stdout(&out)
     );
 }
+
+#[test]
+fn the_demo_on_a_taken_port_says_how_to_choose_another() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = run(
+        BIN,
+        &["demo".into(), "--listen".into(), addr.clone()],
+        &Default::default(),
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!("{addr} is in use (--listen)"))
+            && text.contains("--listen 127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        !stdout(&out).contains("TOKEN="),
+        "the steps were printed for someone else's server"
+    );
+}
