@@ -319,7 +319,10 @@ fn build_client(platform: &Platform) -> Result<reqwest::Client, String> {
         None => {
             let native = rustls_native_certs::load_native_certs();
             for cert in native.certs {
-                let _ = roots.add(cert);
+                // A system certificate rustls cannot use is left out; the rest still verify.
+                if let Err(e) = roots.add(cert) {
+                    tracing::debug!(error = %e, "skipped a system CA certificate");
+                }
             }
         }
     }

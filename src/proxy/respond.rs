@@ -44,7 +44,10 @@ pub fn rewrite_headers(response: &mut ResponseHeader, rewriter: &Rewriter<'_>) {
     if changed {
         response.remove_header(&http::header::LINK);
         for link in links {
-            let _ = response.append_header(http::header::LINK, link);
+            if let Err(e) = response.append_header(http::header::LINK, link) {
+                // A link that cannot be written is dropped: never left pointing at the LMS.
+                tracing::warn!(error = %e, "dropped a Link header that could not be written");
+            }
         }
     }
     let location = response
@@ -53,7 +56,13 @@ pub fn rewrite_headers(response: &mut ResponseHeader, rewriter: &Rewriter<'_>) {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| rewriter.location(v));
     if let Some(location) = location {
-        let _ = response.insert_header(http::header::LOCATION, location);
+        if response
+            .insert_header(http::header::LOCATION, location)
+            .is_err()
+        {
+            // Not left pointing at the LMS, where the tool would follow it without a token.
+            response.remove_header(&http::header::LOCATION);
+        }
     }
     response.remove_header(&http::header::SET_COOKIE);
 }
