@@ -312,54 +312,36 @@ fn run_until_exit(setup: &Setup) -> Option<std::process::Output> {
     None
 }
 
-#[test]
-fn a_listen_port_in_use_ends_run_at_once() {
+/// `run` with `key` set to a port another process holds ends at once, naming the key.
+fn a_taken_port_ends_run(key: &str, edit: impl FnOnce(&str, &Setup, u16) -> String) {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let setup = Setup::new("http://127.0.0.1:1", "");
-    let config = std::fs::read_to_string(setup.config_path()).unwrap();
-    std::fs::write(
-        setup.config_path(),
-        config.replace(
-            &format!("127.0.0.1:{}\"\npublic", setup.port),
-            &format!("127.0.0.1:{port}\"\npublic"),
-        ),
-    )
-    .unwrap();
+    setup.edit_config(|text| edit(text, &setup, port));
     let out = run_until_exit(&setup).expect("run kept waiting for a taken port");
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(&format!(
-            "127.0.0.1:{port} is in use (server.listen); choose another port"
-        )),
-        "{}",
-        stderr(&out)
-    );
+    let expected = format!("127.0.0.1:{port} is in use ({key}); choose another port");
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+}
+
+#[test]
+fn a_listen_port_in_use_ends_run_at_once() {
+    a_taken_port_ends_run("server.listen", |text, setup, port| {
+        text.replace(
+            &format!("127.0.0.1:{}\"\npublic", setup.port),
+            &format!("127.0.0.1:{port}\"\npublic"),
+        )
+    });
 }
 
 #[test]
 fn a_metrics_port_in_use_ends_run_at_once() {
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = taken.local_addr().unwrap().port();
-    let setup = Setup::new("http://127.0.0.1:1", "");
-    let config = std::fs::read_to_string(setup.config_path()).unwrap();
-    std::fs::write(
-        setup.config_path(),
-        config.replace(
+    a_taken_port_ends_run("server.metrics_listen", |text, _, port| {
+        text.replace(
             "threads = 2\n",
             &format!("threads = 2\nmetrics_listen = \"127.0.0.1:{port}\"\n"),
-        ),
-    )
-    .unwrap();
-    let out = run_until_exit(&setup).expect("run kept waiting for a taken port");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(&format!(
-            "127.0.0.1:{port} is in use (server.metrics_listen); choose another port"
-        )),
-        "{}",
-        stderr(&out)
-    );
+        )
+    });
 }
 
 #[test]

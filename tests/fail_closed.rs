@@ -790,12 +790,9 @@ async fn sigint_under_connection_load_stops_cleanly_every_time() {
 async fn a_drip_fed_request_head_is_cut_off() {
     let lms = SandboxLms::start();
     let setup = Setup::new(&lms.origin, "");
-    let config = std::fs::read_to_string(setup.config_path()).unwrap();
-    std::fs::write(
-        setup.config_path(),
-        config.replace("threads = 2\n", "threads = 2\nheader_timeout_ms = 1000\n"),
-    )
-    .unwrap();
+    setup.edit_config(|text| {
+        text.replace("threads = 2\n", "threads = 2\nheader_timeout_ms = 1000\n")
+    });
     let _proxy = setup.start_proxy();
     // A head that arrives whole, however slowly its connection was opened, is answered.
     let mut stream = connect(setup.port);

@@ -255,6 +255,12 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
         Self { dir, port, env }
     }
 
+    /// Rewrites the config file through `edit`.
+    pub fn edit_config(&self, edit: impl FnOnce(&str) -> String) {
+        let text = std::fs::read_to_string(self.config_path()).expect("config");
+        std::fs::write(self.config_path(), edit(&text)).expect("write config");
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("lms-proxy.toml")
     }
