@@ -29,18 +29,6 @@ async fn alice_connected(lms: &SandboxLms, extra: &str) -> (Setup, Proxy, String
     (setup, proxy, jwt, access)
 }
 
-/// Alice's grant, imported; the access token already expired as far as the proxy knows, so
-/// her next request refreshes.
-async fn due_for_refresh() -> (SandboxLms, Setup, Proxy, String) {
-    let lms = SandboxLms::start();
-    let setup = Setup::new(&lms.origin, "");
-    let (access, refresh) = lms.grant(42, 3600, None).await;
-    setup.import_grant("alice", &access, &refresh, now() - 10);
-    let proxy = setup.start_proxy();
-    let jwt = setup.mint("quiz", "alice");
-    (lms, setup, proxy, jwt)
-}
-
 // 1. The tool's credential never reaches the LMS; malformed tokens are refused where they enter.
 
 #[tokio::test]

@@ -753,11 +753,9 @@ async fn host_routes_serve_bare_origins_and_rewrite_links_to_them() {
     let canvas = format!("http://canvas.proxy.test:{port}");
     let other = format!("http://other.proxy.test:{port}");
 
+    let get = |url: String| c.get(url).bearer_auth(&w.jwt).send();
     // A Canvas client that writes `/api/v1/...` against a bare origin.
-    let r = c
-        .get(format!("{canvas}/api/v1/courses?per_page=2"))
-        .bearer_auth(&w.jwt)
-        .send()
+    let r = get(format!("{canvas}/api/v1/courses?per_page=2"))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -768,10 +766,7 @@ async fn host_routes_serve_bare_origins_and_rewrite_links_to_them() {
         )),
         "{link}"
     );
-    let r = c
-        .get(format!("{other}/lms/api/v1/courses?per_page=2"))
-        .bearer_auth(&w.jwt)
-        .send()
+    let r = get(format!("{other}/lms/api/v1/courses?per_page=2"))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
@@ -781,12 +776,7 @@ async fn host_routes_serve_bare_origins_and_rewrite_links_to_them() {
         "{link}"
     );
     // A host route matches only under its prefix; prefix routes stay for every other host.
-    let r = c
-        .get(format!("{other}/api/v1/users/self"))
-        .bearer_auth(&w.jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = get(format!("{other}/api/v1/users/self")).await.unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(w.get("/canvas/api/v1/users/self").await.status(), 200);
 }

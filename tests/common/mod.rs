@@ -556,6 +556,18 @@ pub async fn expired_at_the_lms() -> (SandboxLms, Setup, Proxy, String) {
     (lms, setup, proxy, jwt)
 }
 
+/// Alice's grant, imported; the access token already expired as far as the proxy knows, so
+/// her next request refreshes.
+pub async fn due_for_refresh() -> (SandboxLms, Setup, Proxy, String) {
+    let lms = SandboxLms::start();
+    let setup = Setup::new(&lms.origin, "");
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    setup.import_grant("alice", &access, &refresh, now() - 10);
+    let proxy = setup.start_proxy();
+    let jwt = setup.mint("quiz", "alice");
+    (lms, setup, proxy, jwt)
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     std::time::SystemTime::now()
