@@ -5,6 +5,8 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY migrations ./migrations
 COPY src ./src
+# The workspace names the sandbox LMS crate, so its manifest must be there; it is not built.
+COPY crates ./crates
 # The manifest names the benchmark targets, so their sources must be there to build at all.
 COPY benches ./benches
 # Stripped: the image carries no symbols or line tables (about 19 MB instead of 121 MB).

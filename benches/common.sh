@@ -3,6 +3,7 @@
 # repository root; it sets WORK (a temporary folder) and an EXIT trap.
 
 BIN=target/release/lms-proxy
+SANDBOX_BIN=target/release/lms-sandbox
 BARE=target/release/examples/bare_proxy
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 BODY='[{"id":1,"name":"Course 1","course_code":"C001","workflow_state":"available"},{"id":2,"name":"Course 2","course_code":"C002","workflow_state":"available"}]'
@@ -72,7 +73,7 @@ start_upstream() { # port
 # $WORK/users.lua for wrk (a random user's JWT per request). Starts the sandbox only; the
 # caller starts lms-proxy (plainly or under a profiler) with $WORK/lms-proxy.toml.
 prepare_lms_proxy() { # listen-port upstream-port sandbox-port users
-  SANDBOX_CLIENT_SECRET=bench-client-secret "$BIN" sandbox --listen "127.0.0.1:$3" >/dev/null 2>&1 &
+  SANDBOX_CLIENT_SECRET=bench-client-secret "$SANDBOX_BIN" --listen "127.0.0.1:$3" >/dev/null 2>&1 &
   PIDS+=($!)
   export LMS_PROXY_KEY
   LMS_PROXY_KEY=$(python3 -c 'import os,base64; print(base64.b64encode(os.urandom(32)).decode())')

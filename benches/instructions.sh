@@ -26,6 +26,7 @@ done
 source benches/common.sh
 need_tools nginx wrk python3 valgrind
 cargo build --quiet --release --bin lms-proxy --example bare_proxy
+cargo build --quiet --release -p lms-sandbox
 
 PA=$(free_port); PP=$(free_port); PC=$(free_port); PS=$(free_port)
 start_upstream "$PA"

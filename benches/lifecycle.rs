@@ -17,7 +17,9 @@ use async_trait::async_trait;
 use lms_proxy::config::{MasterKey, TokensConfig};
 use lms_proxy::crypto::Crypto;
 use lms_proxy::expiry::now_unix;
-use lms_proxy::store::{ListFilter, StoreError, StoredToken, TokenStore, TokenSummary};
+use lms_proxy::store::{
+    GrantStore, ListFilter, StoreError, StoredToken, TokenSummary, Version, Versioned,
+};
 use lms_proxy::tokens::{TokenRecord, Tokens};
 use lms_proxy::types::{AccessToken, PlatformId, RefreshToken, TokenKey, ToolId, UserKey};
 
@@ -53,8 +55,10 @@ fn free_port() -> u16 {
 
 async fn refresh_storm(concurrency: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut sandbox = Command::new(BIN)
-        .args(["sandbox", "--listen", "127.0.0.1:0"])
+    // Built beside lms-proxy: benches/run builds the workspace first.
+    let sandbox_bin = std::path::Path::new(BIN).with_file_name("lms-sandbox");
+    let mut sandbox = Command::new(sandbox_bin)
+        .args(["--listen", "127.0.0.1:0"])
         .env("SANDBOX_CLIENT_SECRET", "storm-secret")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -218,27 +222,27 @@ platforms = ["canvas"]
 struct NoStore;
 
 #[async_trait]
-impl TokenStore for NoStore {
-    async fn get(&self, _: &TokenKey) -> Result<Option<StoredToken>, StoreError> {
+impl GrantStore for NoStore {
+    async fn get(&self, _: &TokenKey) -> Result<Option<Versioned>, StoreError> {
         Ok(None)
     }
-    async fn put(&self, _: StoredToken) -> Result<(), StoreError> {
-        Ok(())
+    async fn put(&self, _: StoredToken) -> Result<Version, StoreError> {
+        Ok(Version(1))
     }
     async fn put_all(&self, _: Vec<StoredToken>) -> Result<(), StoreError> {
         Ok(())
     }
+    async fn replace(&self, _: StoredToken, _: Version) -> Result<Option<Version>, StoreError> {
+        Ok(None)
+    }
     async fn delete(&self, _: &TokenKey) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn delete_version(&self, _: &TokenKey, _: Version) -> Result<bool, StoreError> {
         Ok(false)
     }
     async fn list(&self, _: &ListFilter) -> Result<Vec<TokenSummary>, StoreError> {
         Ok(vec![])
-    }
-    async fn use_once(&self, _: &str, _: i64) -> Result<bool, StoreError> {
-        Ok(true)
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 

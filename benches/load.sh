@@ -31,6 +31,7 @@ done
 source benches/common.sh
 need_tools nginx wrk python3
 cargo build --quiet --release --bin lms-proxy --example bare_proxy
+cargo build --quiet --release -p lms-sandbox
 
 PA=$(free_port); PB=$(free_port); PP=$(free_port); PC=$(free_port); PS=$(free_port)
 

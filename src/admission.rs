@@ -13,7 +13,7 @@ use crate::identity::{CredentialError, Identity};
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::routes::{path_problem, RouteEntry};
 use crate::tickets::Ticket;
-use crate::tokens::TokenRecord;
+use crate::tokens::{TokenError, TokenRecord};
 use crate::types::{PlatformId, TokenKey};
 
 /// Larger header blocks are refused before any work: no LMS takes more, and pingora's own
@@ -56,13 +56,13 @@ pub async fn admit(
     if let Some(problem) = path_problem(path) {
         return Err(ProxyError::BadRequest(problem.into()));
     }
-    let host = if app.routes.by_host() {
+    let host = if app.routes().by_host() {
         request_host(req)
     } else {
         None
     };
     let found = app
-        .routes
+        .routes()
         .find(host, path)
         .ok_or(ProxyError::UnknownRoute)?;
     let route = Arc::clone(found.route);
@@ -70,7 +70,7 @@ pub async fn admit(
     facts.route = Some(Arc::clone(&route));
 
     let identity = app
-        .auth
+        .auth()
         .authenticate_headers(&req.headers, now)
         .inspect_err(|e| tracing::debug!(reason = %e.detail(), "tool credential refused"))?;
     facts.identity = Some(identity.clone());
@@ -87,34 +87,11 @@ pub async fn admit(
         )));
     }
 
-    let usable = app
-        .lifecycle
-        .usable(&key, platform, now)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "token lookup failed");
-            ProxyError::Internal
-        })?;
-    let token = match usable {
-        Usable::Token { record, cache_hit } => {
-            facts.cache_hit = Some(cache_hit);
-            record
-        }
-        Usable::Missing { cache_hit } => {
-            facts.cache_hit = Some(cache_hit);
-            return Err(authorization_required(
-                app,
-                &identity,
-                &route.platform.id,
-                now,
-            ));
-        }
-        Usable::Unavailable => {
-            return Err(ProxyError::LmsUnavailable {
-                retry_after_secs: RETRY_AFTER_SECS,
-            })
-        }
-    };
+    let usable = app.lifecycle().usable(&key, platform, now).await;
+    if let Ok(usable) = &usable {
+        facts.cache_hit = usable.cache_hit();
+    }
+    let token = token_or_refusal(app, usable, &identity, &platform.id, now)?;
     Ok(Admitted {
         route,
         rest,
@@ -122,6 +99,29 @@ pub async fn admit(
         key,
         token,
     })
+}
+
+/// What a lifecycle outcome means to the caller, written once for every path that asks for
+/// a token (admission, the dead-token replay, the token export): the token, or the answer
+/// that takes its place.
+pub fn token_or_refusal(
+    app: &App,
+    outcome: Result<Usable, TokenError>,
+    identity: &Identity,
+    platform: &PlatformId,
+    now: i64,
+) -> Result<Arc<TokenRecord>, ProxyError> {
+    match outcome {
+        Ok(Usable::Token { record, .. }) => Ok(record),
+        Ok(Usable::Missing { .. }) => Err(authorization_required(app, identity, platform, now)),
+        Ok(Usable::Unavailable) => Err(ProxyError::LmsUnavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "token lookup failed");
+            Err(ProxyError::Internal)
+        }
+    }
 }
 
 /// The key of the grant this caller would use on `platform`, if the tool may use it at all:
@@ -157,7 +157,7 @@ pub fn authorization_required(
     );
     ProxyError::AuthorizationRequired {
         platform: platform.clone(),
-        authorize_url: ticket.start_url(&app.crypto, &app.config.server.public_url),
+        authorize_url: ticket.start_url(app.crypto(), &app.config().server.public_url),
     }
 }
 

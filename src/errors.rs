@@ -54,6 +54,12 @@ impl ProxyError {
         }
     }
 
+    /// The proxy working as designed, not a fault: a user who must connect (again). Such a
+    /// failed proxy attempt gets no error line from pingora; the access log has it.
+    pub fn is_expected(&self) -> bool {
+        matches!(self, Self::AuthorizationRequired { .. })
+    }
+
     pub fn status(&self) -> u16 {
         match self {
             Self::UnknownRoute => 404,

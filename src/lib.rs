@@ -1,8 +1,9 @@
 //! lms-proxy: call an LMS REST API as one of its users, without the tool ever holding the
 //! user's OAuth tokens. README.md has the contract; docs/design.md the why.
 //!
-//! Data flows one way: `config` -> (`routes`, `identity`, `tokens` -> `store`, `crypto`) ->
-//! `admission` -> `proxy`. Lower modules never import `proxy`.
+//! Data flows one way: `config` -> (`provider`, `routes`, `identity`, `lifecycle` -> `tokens`
+//! -> `store`, `crypto`) -> `admission` -> `proxy`. Lower modules never import `proxy`. The
+//! sandbox LMS and the demo are the `lms-sandbox` crate's, outside this library's binary.
 
 pub mod admission;
 pub mod app;
@@ -10,7 +11,6 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod crypto;
-pub mod demo;
 pub mod errors;
 pub mod expiry;
 pub mod head_deadline;
@@ -26,7 +26,6 @@ pub mod provider;
 pub mod proxy;
 pub mod rewrite;
 pub mod routes;
-pub mod sandbox;
 pub mod server;
 pub mod store;
 pub mod tickets;

@@ -41,8 +41,8 @@ pub fn run(config: Config, access: AccessLog) -> Result<(), ServeError> {
         .map_err(|e| ServeError::Start(format!("cannot start the runtime: {e}")))?;
     let app = Arc::new(startup.block_on(App::new(config))?);
     drop(startup);
-    if let Some(addr) = app.config.server.metrics_listen {
-        crate::metrics::serve(addr, Arc::clone(&app.metrics)).map_err(ServeError::Start)?;
+    if let Some(addr) = app.config().server.metrics_listen {
+        crate::metrics::serve(addr, Arc::clone(app.metrics())).map_err(ServeError::Start)?;
         tracing::info!(listen = %addr, "metrics on /metrics");
     }
     let server = build(app, access)?;
@@ -66,7 +66,7 @@ pub fn ensure_free(addr: SocketAddr, key: &str) -> Result<(), String> {
 }
 
 fn build(app: Arc<App>, access: AccessLog) -> Result<Server, ServeError> {
-    let settings = &app.config.server;
+    let settings = &app.config().server;
     let conf = ServerConf {
         threads: settings.threads,
         grace_period_seconds: Some(GRACE_PERIOD_SECS),

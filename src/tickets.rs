@@ -22,9 +22,9 @@ const PURPOSE: &[u8] = b"lms-proxy ticket v1";
 pub struct Ticket {
     /// Random id; the start endpoint remembers used ids so a ticket works once.
     pub id: String,
-    pub platform: String,
-    pub tool: String,
-    pub user: String,
+    pub platform: PlatformId,
+    pub tool: ToolId,
+    pub user: UserKey,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lms_user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,9 +51,9 @@ impl Ticket {
     ) -> Self {
         Self {
             id: random_token(),
-            platform: platform.to_string(),
-            tool: tool.to_string(),
-            user: user.to_string(),
+            platform: platform.clone(),
+            tool: tool.clone(),
+            user: user.clone(),
             lms_user_id: lms_user_id.map(str::to_string),
             return_to: return_to.map(str::to_string),
             exp: now + TICKET_LIFETIME_SECS,

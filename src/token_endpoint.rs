@@ -70,6 +70,28 @@ fn id_string(v: &serde_json::Value) -> Option<String> {
     }
 }
 
+/// The one token-endpoint call the lifecycle makes, as a port: the lifecycle's tests count
+/// and script these calls without an LMS.
+#[async_trait::async_trait]
+pub trait RefreshGrant: Send + Sync + 'static {
+    async fn refresh(
+        &self,
+        platform: &Platform,
+        refresh_token: &RefreshToken,
+    ) -> Result<Grant, TokenEndpointError>;
+}
+
+#[async_trait::async_trait]
+impl RefreshGrant for OAuthClients {
+    async fn refresh(
+        &self,
+        platform: &Platform,
+        refresh_token: &RefreshToken,
+    ) -> Result<Grant, TokenEndpointError> {
+        OAuthClients::refresh(self, platform, refresh_token).await
+    }
+}
+
 /// One HTTP client per platform, each trusting what the platform's `ca_file` says.
 pub struct OAuthClients {
     clients: HashMap<PlatformId, reqwest::Client>,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TokensConfig;
 use crate::crypto::Crypto;
-use crate::store::{StoreError, StoredToken, TokenStore};
+use crate::store::{GrantStore, StoreError, StoredToken, Version};
 use crate::types::{AccessToken, RefreshToken, TokenKey};
 
 /// A user's grant, opened.
@@ -46,6 +46,12 @@ impl From<StoreError> for TokenError {
     }
 }
 
+/// A grant read from the store under its refresh lock, with the write it came from.
+pub struct Fresh {
+    pub record: Arc<TokenRecord>,
+    pub version: Version,
+}
+
 /// The result of a lookup, with whether the cache answered (for the request log).
 pub struct Lookup {
     pub record: Option<Arc<TokenRecord>>,
@@ -53,7 +59,7 @@ pub struct Lookup {
 }
 
 pub struct Tokens {
-    store: Arc<dyn TokenStore>,
+    store: Arc<dyn GrantStore>,
     crypto: Arc<Crypto>,
     cache: moka::future::Cache<TokenKey, Cached>,
     ttl: Duration,
@@ -74,7 +80,7 @@ enum LoadError {
 }
 
 impl Tokens {
-    pub fn new(store: Arc<dyn TokenStore>, crypto: Arc<Crypto>, config: &TokensConfig) -> Self {
+    pub fn new(store: Arc<dyn GrantStore>, crypto: Arc<Crypto>, config: &TokensConfig) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(config.cache_capacity)
             .build();
@@ -86,10 +92,6 @@ impl Tokens {
             // `lms-proxy tokens` is seen here within the TTL.
             ttl: config.cache_ttl,
         }
-    }
-
-    pub fn store(&self) -> &Arc<dyn TokenStore> {
-        &self.store
     }
 
     pub async fn get(&self, key: &TokenKey) -> Result<Lookup, TokenError> {
@@ -106,7 +108,7 @@ impl Tokens {
             .cache
             .try_get_with_by_ref(key, async {
                 match self.store.get(key).await {
-                    Ok(Some(row)) => match self.open(&row) {
+                    Ok(Some(found)) => match self.open(&found.row) {
                         Some(record) => Ok(Cached {
                             record: Arc::new(record),
                             at: Instant::now(),
@@ -134,23 +136,16 @@ impl Tokens {
     }
 
     /// The grant as the store has it now, bypassing the cache (and refreshing the cache with
-    /// it): what a refresh must start from once it holds the user's lock, since another
+    /// it): what a refresh must start from once it holds the grant's lock, since another
     /// process may have refreshed (or deleted) the grant since this one cached it.
-    pub async fn get_fresh(&self, key: &TokenKey) -> Result<Option<Arc<TokenRecord>>, TokenError> {
-        let row = self.store.get(key).await?;
-        match row.and_then(|row| self.open(&row)) {
-            Some(record) => {
+    pub async fn get_fresh(&self, key: &TokenKey) -> Result<Option<Fresh>, TokenError> {
+        let found = self.store.get(key).await?;
+        let opened = found.and_then(|f| self.open(&f.row).map(|record| (record, f.version)));
+        match opened {
+            Some((record, version)) => {
                 let record = Arc::new(record);
-                self.cache
-                    .insert(
-                        key.clone(),
-                        Cached {
-                            record: Arc::clone(&record),
-                            at: Instant::now(),
-                        },
-                    )
-                    .await;
-                Ok(Some(record))
+                self.remember(key.clone(), Arc::clone(&record)).await;
+                Ok(Some(Fresh { record, version }))
             }
             None => {
                 self.cache.invalidate(key).await;
@@ -160,18 +155,59 @@ impl Tokens {
     }
 
     /// Writes through to the store first, so the cache never holds what the store lacks.
+    /// Supersedes whatever grant was there: for a new consent.
     pub async fn save(&self, key: TokenKey, record: TokenRecord) -> Result<(), TokenError> {
         self.store.put(self.seal(&key, &record)).await?;
-        self.cache
-            .insert(
-                key,
-                Cached {
-                    record: Arc::new(record),
-                    at: Instant::now(),
-                },
-            )
-            .await;
+        self.remember(key, Arc::new(record)).await;
         Ok(())
+    }
+
+    /// Writes `record` only over the grant `expected` was read from: false, with nothing
+    /// written and the cache dropped, when another writer got there first.
+    pub async fn replace(
+        &self,
+        key: &TokenKey,
+        record: Arc<TokenRecord>,
+        expected: Version,
+    ) -> Result<bool, TokenError> {
+        let written = self
+            .store
+            .replace(self.seal(key, &record), expected)
+            .await?;
+        match written {
+            Some(_) => self.remember(key.clone(), record).await,
+            None => self.cache.invalidate(key).await,
+        }
+        Ok(written.is_some())
+    }
+
+    /// Seals and stores every grant in one transaction: `tokens import`.
+    pub async fn import(&self, grants: Vec<(TokenKey, TokenRecord)>) -> Result<(), TokenError> {
+        let rows = grants
+            .iter()
+            .map(|(key, record)| self.seal(key, record))
+            .collect();
+        self.store.put_all(rows).await?;
+        for (key, _) in &grants {
+            self.cache.invalidate(key).await;
+        }
+        Ok(())
+    }
+
+    async fn remember(&self, key: TokenKey, record: Arc<TokenRecord>) {
+        let at = Instant::now();
+        self.cache.insert(key, Cached { record, at }).await;
+    }
+
+    /// Deletes the grant only while it is still the write `expected`.
+    pub async fn delete_version(
+        &self,
+        key: &TokenKey,
+        expected: Version,
+    ) -> Result<bool, TokenError> {
+        let removed = self.store.delete_version(key, expected).await?;
+        self.cache.invalidate(key).await;
+        Ok(removed)
     }
 
     pub async fn delete(&self, key: &TokenKey) -> Result<bool, TokenError> {
@@ -180,7 +216,7 @@ impl Tokens {
         Ok(existed)
     }
 
-    pub fn seal(&self, key: &TokenKey, record: &TokenRecord) -> StoredToken {
+    fn seal(&self, key: &TokenKey, record: &TokenRecord) -> StoredToken {
         let secrets = Secrets {
             a: record.access_token.expose().to_string(),
             r: record
@@ -250,21 +286,28 @@ mod tests {
     }
 
     async fn tokens(dir: &std::path::Path, key_byte: u8) -> Tokens {
-        tokens_with_ttl(dir, key_byte, Duration::from_secs(60)).await
+        tokens_with_ttl(dir, key_byte, Duration::from_secs(60))
+            .await
+            .0
     }
 
-    async fn tokens_with_ttl(dir: &std::path::Path, key_byte: u8, ttl: Duration) -> Tokens {
+    async fn tokens_with_ttl(
+        dir: &std::path::Path,
+        key_byte: u8,
+        ttl: Duration,
+    ) -> (Tokens, Arc<SqliteStore>) {
         let store = Arc::new(SqliteStore::open(&dir.join("t.db")).await.unwrap());
         let config = TokensConfig {
             refresh_skew: Duration::from_secs(60),
             cache_capacity: 100,
             cache_ttl: ttl,
         };
-        Tokens::new(
-            store,
+        let tokens = Tokens::new(
+            Arc::clone(&store) as Arc<dyn GrantStore>,
             Arc::new(Crypto::new(&MasterKey([key_byte; 32]))),
             &config,
-        )
+        );
+        (tokens, store)
     }
 
     #[tokio::test]
@@ -304,10 +347,10 @@ mod tests {
     #[tokio::test]
     async fn a_change_behind_the_cache_is_seen_after_the_ttl() {
         let dir = tempfile::tempdir().unwrap();
-        let t = tokens_with_ttl(dir.path(), 7, Duration::from_millis(100)).await;
+        let (t, store) = tokens_with_ttl(dir.path(), 7, Duration::from_millis(100)).await;
         t.save(key("u"), record()).await.unwrap();
         // Another instance (or `lms-proxy tokens delete`) removes the row.
-        t.store().delete(&key("u")).await.unwrap();
+        store.delete(&key("u")).await.unwrap();
         assert!(
             t.get(&key("u")).await.unwrap().record.is_some(),
             "still cached"
@@ -321,18 +364,18 @@ mod tests {
     #[tokio::test]
     async fn a_fresh_read_sees_a_change_behind_the_cache_at_once() {
         let dir = tempfile::tempdir().unwrap();
-        let t = tokens(dir.path(), 7).await;
+        let (t, store) = tokens_with_ttl(dir.path(), 7, Duration::from_secs(60)).await;
         t.save(key("u"), record()).await.unwrap();
         // Another process replaces the grant: the cache still has the old one.
         let mut newer = record();
         newer.access_token = AccessToken::new("newer-access-token");
-        t.store().put(t.seal(&key("u"), &newer)).await.unwrap();
+        store.put(t.seal(&key("u"), &newer)).await.unwrap();
         assert_eq!(
             t.get(&key("u")).await.unwrap().record.unwrap().access_token,
             record().access_token
         );
         let fresh = t.get_fresh(&key("u")).await.unwrap().unwrap();
-        assert_eq!(fresh.access_token.expose(), "newer-access-token");
+        assert_eq!(fresh.record.access_token.expose(), "newer-access-token");
         // ... and the cache now holds it too.
         assert_eq!(
             t.get(&key("u"))
@@ -344,7 +387,7 @@ mod tests {
                 .expose(),
             "newer-access-token"
         );
-        t.store().delete(&key("u")).await.unwrap();
+        store.delete(&key("u")).await.unwrap();
         assert!(t.get_fresh(&key("u")).await.unwrap().is_none());
         assert!(t.get(&key("u")).await.unwrap().record.is_none());
     }
@@ -352,10 +395,10 @@ mod tests {
     #[tokio::test]
     async fn a_row_copied_to_another_user_does_not_open() {
         let dir = tempfile::tempdir().unwrap();
-        let t = tokens(dir.path(), 7).await;
+        let (t, store) = tokens_with_ttl(dir.path(), 7, Duration::from_secs(60)).await;
         let mut row = t.seal(&key("alice"), &record());
         row.key = key("mallory");
-        t.store().put(row).await.unwrap();
+        store.put(row).await.unwrap();
         assert!(t.get(&key("mallory")).await.unwrap().record.is_none());
     }
 }

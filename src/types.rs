@@ -34,6 +34,20 @@ macro_rules! id_type {
                 write!(f, "{:?}", &*self.0)
             }
         }
+
+        /// As a plain string, so sealed tickets and flows read the same as before they
+        /// were typed.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d).map(Self::new)
+            }
+        }
     };
 }
 
@@ -114,7 +128,7 @@ pub fn is_lms_user_id_shape(id: &str) -> bool {
 }
 
 /// The key under which one user's grant to one tool on one platform is stored.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct TokenKey {
     pub platform: PlatformId,
     pub tool: ToolId,

@@ -425,8 +425,9 @@ fn tokens_list_lines_up_its_columns_and_check_counts_in_words() {
 fn the_demo_on_a_taken_port_says_how_to_choose_another() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
+    let sandbox = sandbox_bin();
     let out = run(
-        BIN,
+        sandbox.to_str().unwrap(),
         &["demo".into(), "--listen".into(), addr.clone()],
         &Default::default(),
         None,

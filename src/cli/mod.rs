@@ -1,4 +1,5 @@
-//! The command line: `run`, `check`, `mint`, `tokens ...`, `sandbox`, `demo`.
+//! The command line: `run`, `check`, `mint`, `tokens ...`. The sandbox LMS and the demo are
+//! the `lms-sandbox` binary's, outside the product.
 //!
 //! Exit codes: 0 ok, 1 bad config or failed command, 2 bad usage (clap's own).
 
@@ -38,10 +39,6 @@ enum Command {
     /// Import, list or delete stored user tokens.
     #[command(subcommand)]
     Tokens(tokens_cmd::TokensCommand),
-    /// Run the sandbox LMS, a Canvas emulator for trying things out and for tests.
-    Sandbox(crate::sandbox::SandboxArgs),
-    /// The newcomer's first run: sandbox LMS plus the proxy on the embedded store.
-    Demo(crate::demo::DemoArgs),
 }
 
 #[derive(clap::Args)]
@@ -71,10 +68,14 @@ pub fn main() -> ExitCode {
         }),
         Command::Mint(args) => mint::run(args),
         Command::Tokens(cmd) => tokens_cmd::run(cmd),
-        Command::Sandbox(args) => crate::sandbox::run_cli(args),
-        Command::Demo(args) => crate::demo::run(args, access),
     };
     logs.access.flush();
+    exit_code(result)
+}
+
+/// Exit 0, or print the message and exit 1: the contract for every command, in every binary
+/// of the project.
+pub fn exit_code(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

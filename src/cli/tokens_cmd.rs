@@ -81,18 +81,14 @@ pub fn run(cmd: TokensCommand) -> Result<(), String> {
             let count = records.len();
             super::block_on(async {
                 let tokens = tokens(&config).await?;
-                let rows = records
+                let grants = records
                     .into_iter()
                     .map(|(user, record)| {
-                        tokens.seal(
-                            &TokenKey::new(platform.clone(), tool.clone(), user),
-                            &record,
-                        )
+                        (TokenKey::new(platform.clone(), tool.clone(), user), record)
                     })
                     .collect();
                 tokens
-                    .store()
-                    .put_all(rows)
+                    .import(grants)
                     .await
                     .map_err(|e| format!("error: nothing imported: {e}"))
             })??;
@@ -114,7 +110,11 @@ pub fn run(cmd: TokensCommand) -> Result<(), String> {
                 let store = store::open(&config.store)
                     .await
                     .map_err(|e| format!("error: {e}"))?;
-                store.list(&filter).await.map_err(|e| format!("error: {e}"))
+                store
+                    .grants
+                    .list(&filter)
+                    .await
+                    .map_err(|e| format!("error: {e}"))
             })??;
             if !json {
                 println!(
@@ -210,7 +210,7 @@ async fn tokens(config: &Config) -> Result<Tokens, String> {
         .await
         .map_err(|e| format!("error: {e}"))?;
     let crypto = Arc::new(Crypto::new(&config.server.master_key));
-    Ok(Tokens::new(store, crypto, &config.tokens))
+    Ok(Tokens::new(store.grants, crypto, &config.tokens))
 }
 
 /// Always RFC 3339: a row written before expiries were bounded is shown at the nearest

@@ -20,11 +20,10 @@ use crate::expiry;
 use crate::expiry::now_unix;
 use crate::http::Answer;
 use crate::identity::Origins;
-use crate::lifecycle::Lifecycle;
 use crate::tickets::Ticket;
 use crate::token_endpoint::TokenEndpointError;
 use crate::tokens::TokenRecord;
-use crate::types::{PlatformId, TokenKey, ToolId, UserKey};
+use crate::types::{PlatformId, TokenKey, UserKey};
 
 fn bad(message: &str) -> Answer {
     Answer::html(400, "This sign-in link cannot be used", message)
@@ -37,7 +36,10 @@ pub fn query(req: &Parts, name: &str) -> Option<String> {
 }
 
 pub fn redirect_uri(app: &App, platform: &PlatformId) -> String {
-    format!("{}/oauth/callback/{platform}", app.config.server.public_url)
+    format!(
+        "{}/oauth/callback/{platform}",
+        app.config().server.public_url
+    )
 }
 
 /// Who consents and where the browser goes afterwards, from a ticket or a tool JWT.
@@ -54,7 +56,11 @@ pub async fn start(app: &App, req: &Parts, platform_id: &str) -> Answer {
     if let Some(elsewhere) = on_public_url(app, req) {
         return Answer::redirect(&elsewhere);
     }
-    let Some(platform) = app.config.platform(&PlatformId::new(platform_id)).cloned() else {
+    let Some(platform) = app
+        .config()
+        .platform(&PlatformId::new(platform_id))
+        .cloned()
+    else {
         return bad("There is no such platform on this proxy.");
     };
     let subject = match subject(app, req, &platform).await {
@@ -64,9 +70,9 @@ pub async fn start(app: &App, req: &Parts, platform_id: &str) -> Answer {
     let state = random_token();
     let verifier = platform.pkce.then(random_token);
     let flow = Flow {
-        platform: platform.id.to_string(),
-        tool: subject.tool.id.to_string(),
-        user: subject.user.to_string(),
+        platform: platform.id.clone(),
+        tool: subject.tool.id.clone(),
+        user: subject.user.clone(),
         lms_user_id: subject.lms_user_id,
         return_to: subject.return_to.map(|u| u.to_string()),
         verifier: verifier.clone(),
@@ -87,12 +93,12 @@ pub async fn start(app: &App, req: &Parts, platform_id: &str) -> Answer {
                 .append_pair("code_challenge_method", "S256");
         }
     }
-    let secure = app.config.server.public_url_is_https;
+    let secure = app.config().server.public_url_is_https;
     Answer::redirect(authorize.as_str()).with_header(
         "set-cookie",
         state::set_cookie(
             &state::cookie_name(&state),
-            &state::seal(&app.crypto, &state, &flow),
+            &state::seal(app.crypto(), &state, &flow),
             secure,
         ),
     )
@@ -101,28 +107,30 @@ pub async fn start(app: &App, req: &Parts, platform_id: &str) -> Answer {
 /// The same URL on `public_url`, when the request came through a host route's origin. Only
 /// then: a load balancer that rewrites `Host` to an internal name must not loop browsers.
 fn on_public_url(app: &App, req: &Parts) -> Option<String> {
-    if app.routes.origin_of(request_host(req)) == Origins::PUBLIC_URL {
+    if app.routes().origin_of(request_host(req)) == Origins::PUBLIC_URL {
         return None;
     }
     let path_and_query = req.uri.path_and_query().map_or("/", |p| p.as_str());
-    Some(format!("{}{path_and_query}", app.config.server.public_url))
+    Some(format!(
+        "{}{path_and_query}",
+        app.config().server.public_url
+    ))
 }
 
 async fn subject(app: &App, req: &Parts, platform: &Platform) -> Result<Subject, Answer> {
     let now = now_unix();
     let subject = if let Some(signed) = query(req, "ticket") {
-        let ticket = Ticket::open(&app.crypto, &signed, now).map_err(|e| bad(&e.to_string()))?;
-        if ticket.platform != platform.id.as_str() {
+        let ticket = Ticket::open(app.crypto(), &signed, now).map_err(|e| bad(&e.to_string()))?;
+        if ticket.platform != platform.id {
             return Err(bad("This link was made for another platform."));
         }
         let tool = app
-            .config
-            .tool(&ToolId::new(ticket.tool.as_str()))
+            .config()
+            .tool(&ticket.tool)
             .cloned()
             .ok_or_else(|| bad("The tool this link was made for is no longer configured."))?;
         let first_use = app
-            .tokens()
-            .store()
+            .nonces()
             .use_once(&format!("ticket:{}", ticket.id), ticket.exp)
             .await
             .map_err(|e| store_trouble(&e))?;
@@ -140,13 +148,13 @@ async fn subject(app: &App, req: &Parts, platform: &Platform) -> Result<Subject,
         };
         Subject {
             tool,
-            user: UserKey::new(ticket.user.as_str()),
+            user: ticket.user.clone(),
             lms_user_id: ticket.lms_user_id,
             return_to,
         }
     } else if let Some(jwt) = query(req, "token") {
         let identity = app
-            .auth
+            .auth()
             .verify_jwt(&jwt, now)
             .map_err(|e| bad(&format!("The tool's credential was refused: {e}.")))?;
         if !identity.origins.allow(Origins::PUBLIC_URL) {
@@ -188,7 +196,11 @@ fn store_trouble(e: &dyn std::fmt::Display) -> Answer {
 }
 
 pub async fn callback(app: &App, req: &Parts, platform_id: &str) -> Answer {
-    let Some(platform) = app.config.platform(&PlatformId::new(platform_id)).cloned() else {
+    let Some(platform) = app
+        .config()
+        .platform(&PlatformId::new(platform_id))
+        .cloned()
+    else {
         return bad("There is no such platform on this proxy.");
     };
     let Some(state) = query(req, "state").filter(|s| !s.is_empty()) else {
@@ -204,30 +216,30 @@ pub async fn callback(app: &App, req: &Parts, platform_id: &str) -> Answer {
     let Some(cookie) = cookie else {
         return bad("No sign-in was started in this browser for this answer (its cookie is missing). Start again from the tool, in the same browser.");
     };
-    let Some(flow) = state::open(&app.crypto, &state, &cookie) else {
+    let Some(flow) = state::open(app.crypto(), &state, &cookie) else {
         return bad("The state does not match the sign-in started in this browser.");
     };
     if flow.exp <= now_unix() {
         return bad("The sign-in took longer than 10 minutes. Start again from the tool.");
     }
-    if flow.platform != platform.id.as_str() {
+    if flow.platform != platform.id {
         return bad("The answer came back for another platform.");
     }
     let state_id = format!("state:{}", hex::encode(sha256(state.as_bytes())));
-    match app.tokens().store().use_once(&state_id, flow.exp).await {
+    match app.nonces().use_once(&state_id, flow.exp).await {
         Ok(true) => {}
         Ok(false) => return bad("This answer was used already."),
         Err(e) => return store_trouble(&e),
     }
     // The state is proven: from here on, the browser goes back to the tool.
-    let secure = app.config.server.public_url_is_https;
+    let secure = app.config().server.public_url_is_https;
     let clear = state::clear_cookie(&name, secure);
     let outcome = finish(app, req, &platform, &flow).await;
     if let Err(code) = &outcome {
         tracing::info!(platform = %platform.id, tool = %flow.tool, user = %flow.user, reason = %code,
             "consent not completed");
     }
-    let Some(tool) = app.config.tool(&ToolId::new(flow.tool.as_str())) else {
+    let Some(tool) = app.config().tool(&flow.tool) else {
         return bad("The tool is no longer configured.").with_header("set-cookie", clear);
     };
     let destination = flow
@@ -243,7 +255,7 @@ pub async fn callback(app: &App, req: &Parts, platform_id: &str) -> Answer {
             "Your account is connected. You can close this window and go back to the tool.",
         ),
         (Err(code), Some(url)) => {
-            Answer::redirect(&return_to::with_param(&url, "lms_proxy_error", &code))
+            Answer::redirect(&return_to::with_param(&url, "lms_proxy_error", code.code()))
         }
         (Err(code), None) => Answer::html(
             400,
@@ -254,17 +266,55 @@ pub async fn callback(app: &App, req: &Parts, platform_id: &str) -> Answer {
     answer.with_header("set-cookie", clear)
 }
 
-/// Exchanges the code and stores the grant, or says why not as an `lms_proxy_error` code.
-async fn finish(app: &App, req: &Parts, platform: &Platform, flow: &Flow) -> Result<(), String> {
+/// Why a consent that came back did not end in a stored grant: the `lms_proxy_error` code
+/// the tool is sent back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NotConnected {
+    /// The LMS's own `error` (the user denied, ...), reduced to OAuth's error-code characters.
+    Lms(String),
+    /// The LMS came back with no code.
+    NoCode,
+    /// The token endpoint refused the code, the client, or answered nothing usable.
+    Exchange(&'static str),
+    /// Someone other than the user the tool named consented (or who cannot be told).
+    LmsUserMismatch,
+    /// The grant could not be stored.
+    Store,
+}
+
+impl NotConnected {
+    fn code(&self) -> &str {
+        match self {
+            Self::Lms(code) => code,
+            Self::NoCode => "invalid_request",
+            Self::Exchange(code) => code,
+            Self::LmsUserMismatch => "lms_user_mismatch",
+            Self::Store => "server_error",
+        }
+    }
+}
+
+impl std::fmt::Display for NotConnected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Exchanges the code and stores the grant, or says why not.
+async fn finish(
+    app: &App,
+    req: &Parts,
+    platform: &Platform,
+    flow: &Flow,
+) -> Result<(), NotConnected> {
     if let Some(error) = query(req, "error") {
-        return Err(error_code(&error));
+        return Err(NotConnected::Lms(error_code(&error)));
     }
     let code = query(req, "code")
         .filter(|c| !c.is_empty())
-        .ok_or("invalid_request")?;
-    let lifecycle: &Lifecycle = &app.lifecycle;
-    let grant = lifecycle
-        .oauth
+        .ok_or(NotConnected::NoCode)?;
+    let oauth = app.oauth();
+    let grant = oauth
         .exchange_code(
             platform,
             &code,
@@ -274,17 +324,16 @@ async fn finish(app: &App, req: &Parts, platform: &Platform, flow: &Flow) -> Res
         .await
         .map_err(|e| {
             tracing::warn!(platform = %platform.id, error = %e, "code exchange failed");
-            match e {
-                TokenEndpointError::Refused(_) => "invalid_grant".to_string(),
-                TokenEndpointError::InvalidClient(_) => "invalid_client".to_string(),
-                TokenEndpointError::Unavailable(_) => "lms_unavailable".to_string(),
-                TokenEndpointError::InvalidResponse(_) => "invalid_token_response".to_string(),
-            }
+            NotConnected::Exchange(match e {
+                TokenEndpointError::Refused(_) => "invalid_grant",
+                TokenEndpointError::InvalidClient(_) => "invalid_client",
+                TokenEndpointError::Unavailable(_) => "lms_unavailable",
+                TokenEndpointError::InvalidResponse(_) => "invalid_token_response",
+            })
         })?;
     let lms_user_id = match grant.lms_user_id.clone() {
         Some(id) => Some(id),
-        None => lifecycle
-            .oauth
+        None => oauth
             .whoami(platform, &grant.access_token)
             .await
             .unwrap_or_else(|e| {
@@ -299,22 +348,17 @@ async fn finish(app: &App, req: &Parts, platform: &Platform, flow: &Flow) -> Res
             tracing::warn!(platform = %platform.id, tool = %flow.tool, user = %flow.user,
                 known = lms_user_id.is_some(),
                 "consent given by a different (or unknown) LMS user than the tool named; not stored");
-            if let Err(e) = lifecycle
-                .oauth
+            if let Err(e) = oauth
                 .revoke(platform, &grant.access_token, grant.refresh_token.as_ref())
                 .await
             {
                 tracing::warn!(error = %e, "could not revoke the mismatched token");
             }
-            return Err("lms_user_mismatch".into());
+            return Err(NotConnected::LmsUserMismatch);
         }
     }
     let now = now_unix();
-    let key = TokenKey::new(
-        platform.id.clone(),
-        ToolId::new(flow.tool.as_str()),
-        UserKey::new(flow.user.as_str()),
-    );
+    let key = TokenKey::new(platform.id.clone(), flow.tool.clone(), flow.user.clone());
     let record = TokenRecord {
         access_token: grant.access_token,
         refresh_token: grant.refresh_token,
@@ -322,9 +366,9 @@ async fn finish(app: &App, req: &Parts, platform: &Platform, flow: &Flow) -> Res
         lms_user_id,
         obtained_at: now,
     };
-    lifecycle.tokens.save(key, record).await.map_err(|e| {
+    app.lifecycle().connect(key, record).await.map_err(|e| {
         tracing::error!(error = %e, "could not store a new grant");
-        "server_error".to_string()
+        NotConnected::Store
     })?;
     tracing::info!(platform = %platform.id, tool = %flow.tool, user = %flow.user, "user connected");
     Ok(())

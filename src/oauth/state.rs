@@ -8,6 +8,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{sha256, Crypto};
+use crate::types::{PlatformId, ToolId, UserKey};
 
 /// Ten minutes, like the tickets it starts from.
 pub const STATE_LIFETIME_SECS: i64 = 600;
@@ -15,9 +16,9 @@ const COOKIE_PREFIX: &str = "lmsp_";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flow {
-    pub platform: String,
-    pub tool: String,
-    pub user: String,
+    pub platform: PlatformId,
+    pub tool: ToolId,
+    pub user: UserKey,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lms_user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,9 +83,9 @@ mod tests {
 
     fn flow() -> Flow {
         Flow {
-            platform: "canvas".into(),
-            tool: "quiz".into(),
-            user: "u".into(),
+            platform: PlatformId::new("canvas"),
+            tool: ToolId::new("quiz"),
+            user: UserKey::new("u"),
             lms_user_id: Some("42".into()),
             return_to: None,
             verifier: Some("v".into()),

@@ -10,14 +10,13 @@ use time::OffsetDateTime;
 
 use super::browser::query;
 use super::return_to;
-use crate::admission::{grant_key, request_host};
+use crate::admission::{grant_key, request_host, token_or_refusal};
 use crate::app::App;
 use crate::config::Platform;
 use crate::errors::ProxyError;
 use crate::expiry::now_unix;
 use crate::http::Answer;
 use crate::identity::{CredentialError, Identity};
-use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::tickets::Ticket;
 use crate::types::{PlatformId, TokenKey};
 
@@ -35,16 +34,16 @@ fn caller(
     now: i64,
     who: &mut Option<Identity>,
 ) -> Result<Caller, ProxyError> {
-    let identity = app.auth.authenticate_headers(&req.headers, now)?;
+    let identity = app.auth().authenticate_headers(&req.headers, now)?;
     *who = Some(identity.clone());
     if !identity
         .origins
-        .allow(app.routes.origin_of(request_host(req)))
+        .allow(app.routes().origin_of(request_host(req)))
     {
         return Err(CredentialError::WrongAudience.into());
     }
     let platform = app
-        .config
+        .config()
         .platform(&PlatformId::new(platform_id))
         .cloned()
         .ok_or(ProxyError::UnknownRoute)?;
@@ -88,7 +87,12 @@ pub async fn status(
         ),
         None => None,
     };
-    let record = app.tokens().get(&c.key).await.map_err(internal)?.record;
+    let record = app
+        .lifecycle()
+        .lookup(&c.key)
+        .await
+        .map_err(internal)?
+        .record;
     let ticket = Ticket::new(
         &c.platform.id,
         &c.identity.tool.id,
@@ -101,7 +105,7 @@ pub async fn status(
         "connected": record.is_some(),
         "lms_user_id": record.as_ref().and_then(|r| r.lms_user_id.clone()),
         "expires_at": record.as_ref().and_then(|r| r.expires_at).map_or(Value::Null, rfc3339),
-        "authorize_url": ticket.start_url(&app.crypto, &app.config.server.public_url),
+        "authorize_url": ticket.start_url(app.crypto(), &app.config().server.public_url),
     });
     Ok(Answer::json(200, &body))
 }
@@ -120,34 +124,18 @@ pub async fn access_token(
             c.identity.tool.id
         )));
     }
-    match app
-        .lifecycle
-        .usable(&c.key, &c.platform, now)
-        .await
-        .map_err(internal)?
-    {
-        Usable::Token { record, .. } => {
-            let expires_in = record.expires_at.map(|t| (t - now_unix()).max(0));
-            tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, "LMS token exported");
-            Ok(Answer::json(
-                200,
-                &json!({
-                    "token_type": "Bearer",
-                    "access_token": record.access_token.expose(),
-                    "expires_in": expires_in,
-                }),
-            ))
-        }
-        Usable::Missing { .. } => Err(crate::admission::authorization_required(
-            app,
-            &c.identity,
-            &c.platform.id,
-            now,
-        )),
-        Usable::Unavailable => Err(ProxyError::LmsUnavailable {
-            retry_after_secs: RETRY_AFTER_SECS,
+    let outcome = app.lifecycle().usable(&c.key, &c.platform, now).await;
+    let record = token_or_refusal(app, outcome, &c.identity, &c.platform.id, now)?;
+    let expires_in = record.expires_at.map(|t| (t - now_unix()).max(0));
+    tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, "LMS token exported");
+    Ok(Answer::json(
+        200,
+        &json!({
+            "token_type": "Bearer",
+            "access_token": record.access_token.expose(),
+            "expires_in": expires_in,
         }),
-    }
+    ))
 }
 
 /// Revokes at the LMS, then deletes locally, whatever the LMS said. Idempotent: 204 always.
@@ -158,10 +146,15 @@ pub async fn revoke(
     who: &mut Option<Identity>,
 ) -> Result<Answer, ProxyError> {
     let c = caller(app, req, platform_id, now_unix(), who)?;
-    if let Some(record) = app.tokens().get(&c.key).await.map_err(internal)?.record {
+    if let Some(record) = app
+        .lifecycle()
+        .lookup(&c.key)
+        .await
+        .map_err(internal)?
+        .record
+    {
         if let Err(e) = app
-            .lifecycle
-            .oauth
+            .oauth()
             .revoke(
                 &c.platform,
                 &record.access_token,
@@ -172,7 +165,7 @@ pub async fn revoke(
             tracing::warn!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, error = %e,
                 "revocation at the LMS failed; deleting the local token all the same");
         }
-        app.tokens().delete(&c.key).await.map_err(internal)?;
+        app.lifecycle().forget(&c.key).await.map_err(internal)?;
         tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, "grant revoked");
     }
     Ok(Answer {

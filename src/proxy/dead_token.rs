@@ -10,11 +10,10 @@
 use pingora::http::ResponseHeader;
 
 use super::RequestCtx;
-use crate::admission::authorization_required;
+use crate::admission::{authorization_required, token_or_refusal};
 use crate::app::App;
 use crate::errors::ProxyError;
 use crate::expiry::now_unix;
-use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::provider::Provider;
 
 /// Whether the LMS's answer says the access token is dead, as the platform's kind says it.
@@ -36,32 +35,21 @@ pub async fn refresh(app: &App, ctx: &mut RequestCtx) -> Result<(), ProxyError> 
     tracing::info!(platform = %admitted.key.platform, tool = %admitted.key.tool, user = %admitted.key.user,
         "the LMS rejected the access token; refreshing and replaying once");
     let outcome = app
-        .lifecycle
+        .lifecycle()
         .refresh_rejected(
             &admitted.key,
             &admitted.route.platform,
             &admitted.token.access_token,
         )
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "refresh after a rejected token failed");
-            ProxyError::Internal
-        })?;
-    match outcome {
-        Usable::Token { record, .. } => {
-            admitted.token = record;
-            Ok(())
-        }
-        Usable::Missing { .. } => Err(authorization_required(
-            app,
-            &admitted.identity,
-            &admitted.route.platform.id,
-            now_unix(),
-        )),
-        Usable::Unavailable => Err(ProxyError::LmsUnavailable {
-            retry_after_secs: RETRY_AFTER_SECS,
-        }),
-    }
+        .await;
+    admitted.token = token_or_refusal(
+        app,
+        outcome,
+        &admitted.identity,
+        &admitted.route.platform.id,
+        now_unix(),
+    )?;
+    Ok(())
 }
 
 /// The refreshed token was rejected too. The grant is kept: the LMS did not refuse its

@@ -33,7 +33,7 @@ pub async fn serve(
 }
 
 async fn readiness(app: &App) -> Answer {
-    match app.tokens().store().ping().await {
+    match app.readiness().ping().await {
         Ok(()) => Answer::json(200, &json!({"status": "ready"})),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

@@ -69,7 +69,10 @@ pub struct RequestCtx {
     attempt: usize,
     upstream_started: Option<Instant>,
     upstream_ms: Option<u128>,
+    /// The code of the error the proxy answered, for the access log.
     error: Option<&'static str>,
+    /// That error is an answer by design, not worth pingora's error line.
+    error_expected: bool,
     /// Where the request is in the one refresh-and-replay a rejected token allows.
     replay: Replay,
     /// What to answer when the request fails on purpose (a dead grant, no token endpoint).
@@ -79,7 +82,7 @@ pub struct RequestCtx {
 impl LmsProxy {
     pub fn new(app: Arc<App>, access: AccessLog) -> Self {
         let ca = app
-            .config
+            .config()
             .platforms
             .iter()
             .filter_map(|p| {
@@ -100,7 +103,7 @@ impl LmsProxy {
             })
             .collect();
         let resolver = Resolver::new(
-            app.config
+            app.config()
                 .platforms
                 .iter()
                 .map(|p| (p.id.clone(), p.upstream.host.clone(), p.upstream.port)),
@@ -364,6 +367,7 @@ impl ProxyHttp for LmsProxy {
         if let Some(error) = error {
             code = error.status();
             ctx.error = Some(error.code());
+            ctx.error_expected = error.is_expected();
             if session.response_written().is_none() {
                 let answer = answer_to(session, &error);
                 if let Err(write_error) = respond::send(session, answer).await {
@@ -388,14 +392,14 @@ impl ProxyHttp for LmsProxy {
         ctx.replay == Replay::Pending
     }
 
-    /// A dead grant or an unavailable token endpoint is an answer, not a fault worth an
-    /// error line; everything else is logged by pingora as usual.
+    /// A dead grant is an answer, not a fault worth an error line; everything else is
+    /// logged by pingora as usual.
     fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
-        matches!(ctx.error, Some("authorization_required"))
+        ctx.error_expected
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        access_log::log(session, ctx, &self.app.metrics, &self.access);
+        access_log::log(session, ctx, self.app.metrics(), &self.access);
     }
 
     /// Pingora's error lines name the request with this; the query is left out because a

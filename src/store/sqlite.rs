@@ -7,15 +7,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::{ListFilter, StoreError, StoredToken, TokenStore, TokenSummary};
+use super::{
+    GrantStore, ListFilter, NonceStore, Readiness, StoreError, StoredToken, TokenSummary, Version,
+    Versioned,
+};
 use crate::types::{PlatformId, TokenKey, ToolId, UserKey};
 
 /// Applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_tokens.sql"),
     include_str!("../../migrations/sqlite/0002_used_once.sql"),
+    include_str!("../../migrations/sqlite/0003_versions.sql"),
 ];
 
 pub struct SqliteStore {
@@ -124,43 +129,67 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-const UPSERT: &str =
-    "INSERT INTO tokens (platform, tool, user_key, sealed, expires_at, lms_user_id, updated_at)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+const UPSERT: &str = "INSERT INTO tokens
+       (platform, tool, user_key, sealed, expires_at, lms_user_id, updated_at, version)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
      ON CONFLICT (platform, tool, user_key) DO UPDATE SET
        sealed = excluded.sealed, expires_at = excluded.expires_at,
-       lms_user_id = excluded.lms_user_id, updated_at = excluded.updated_at";
+       lms_user_id = excluded.lms_user_id, updated_at = excluded.updated_at,
+       version = excluded.version";
 
-fn upsert(conn: &Connection, row: &StoredToken) -> rusqlite::Result<usize> {
-    conn.prepare_cached(UPSERT)?.execute(params![
-        row.key.platform.as_str(),
-        row.key.tool.as_str(),
-        row.key.user.as_str(),
-        row.sealed,
-        row.expires_at,
-        row.lms_user_id,
-        row.updated_at,
-    ])
+const REPLACE: &str = "UPDATE tokens SET
+       sealed = ?4, expires_at = ?5, lms_user_id = ?6, updated_at = ?7, version = ?8
+     WHERE platform = ?1 AND tool = ?2 AND user_key = ?3 AND version = ?9";
+
+/// The next version from the one counter; call inside the writing transaction.
+fn next_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("UPDATE grant_versions SET last = last + 1 RETURNING last")?
+        .query_row([], |r| r.get(0))
+}
+
+/// `?1`..`?8` of both writes: the row's columns, then its new version. Owned values: writes
+/// are rare (a refresh, a consent), and one list serves both statements.
+fn columns(row: &StoredToken, version: i64) -> Vec<Value> {
+    vec![
+        Value::Text(row.key.platform.to_string()),
+        Value::Text(row.key.tool.to_string()),
+        Value::Text(row.key.user.to_string()),
+        Value::Blob(row.sealed.clone()),
+        row.expires_at.into(),
+        row.lms_user_id.clone().into(),
+        row.updated_at.into(),
+        version.into(),
+    ]
+}
+
+fn upsert(conn: &Connection, row: &StoredToken) -> rusqlite::Result<i64> {
+    let version = next_version(conn)?;
+    conn.prepare_cached(UPSERT)?
+        .execute(params_from_iter(columns(row, version)))?;
+    Ok(version)
 }
 
 #[async_trait]
-impl TokenStore for SqliteStore {
-    async fn get(&self, key: &TokenKey) -> Result<Option<StoredToken>, StoreError> {
+impl GrantStore for SqliteStore {
+    async fn get(&self, key: &TokenKey) -> Result<Option<Versioned>, StoreError> {
         let key = key.clone();
         self.with_conn(move |conn| {
             conn.prepare_cached(
-                "SELECT sealed, expires_at, lms_user_id, updated_at FROM tokens
+                "SELECT sealed, expires_at, lms_user_id, updated_at, version FROM tokens
                  WHERE platform = ?1 AND tool = ?2 AND user_key = ?3",
             )?
             .query_row(
                 params![key.platform.as_str(), key.tool.as_str(), key.user.as_str()],
                 |r| {
-                    Ok(StoredToken {
-                        key: key.clone(),
-                        sealed: r.get(0)?,
-                        expires_at: r.get(1)?,
-                        lms_user_id: r.get(2)?,
-                        updated_at: r.get(3)?,
+                    Ok(Versioned {
+                        row: StoredToken {
+                            key: key.clone(),
+                            sealed: r.get(0)?,
+                            expires_at: r.get(1)?,
+                            lms_user_id: r.get(2)?,
+                            updated_at: r.get(3)?,
+                        },
+                        version: Version(r.get(4)?),
                     })
                 },
             )
@@ -169,9 +198,36 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn put(&self, row: StoredToken) -> Result<(), StoreError> {
-        self.with_conn(move |conn| upsert(conn, &row).map(|_| ()))
-            .await
+    async fn put(&self, row: StoredToken) -> Result<Version, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            let version = upsert(&tx, &row)?;
+            tx.commit()?;
+            Ok(Version(version))
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        row: StoredToken,
+        expected: Version,
+    ) -> Result<Option<Version>, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction()?;
+            let version = next_version(&tx)?;
+            let mut bound = columns(&row, version);
+            bound.push(expected.0.into());
+            let changed = tx
+                .prepare_cached(REPLACE)?
+                .execute(params_from_iter(bound))?;
+            if changed == 0 {
+                return Ok(None);
+            }
+            tx.commit()?;
+            Ok(Some(Version(version)))
+        })
+        .await
     }
 
     async fn put_all(&self, rows: Vec<StoredToken>) -> Result<(), StoreError> {
@@ -195,6 +251,24 @@ impl TokenStore for SqliteStore {
                 key.platform.as_str(),
                 key.tool.as_str(),
                 key.user.as_str()
+            ])
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn delete_version(&self, key: &TokenKey, expected: Version) -> Result<bool, StoreError> {
+        let key = key.clone();
+        self.with_conn(move |conn| {
+            conn.prepare_cached(
+                "DELETE FROM tokens
+                 WHERE platform = ?1 AND tool = ?2 AND user_key = ?3 AND version = ?4",
+            )?
+            .execute(params![
+                key.platform.as_str(),
+                key.tool.as_str(),
+                key.user.as_str(),
+                expected.0
             ])
             .map(|n| n > 0)
         })
@@ -226,7 +300,10 @@ impl TokenStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl NonceStore for SqliteStore {
     async fn use_once(&self, id: &str, expires_at: i64) -> Result<bool, StoreError> {
         let id = id.to_string();
         let now = crate::expiry::now_unix();
@@ -242,7 +319,10 @@ impl TokenStore for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl Readiness for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.with_conn(|conn| {
             conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
@@ -279,11 +359,41 @@ mod tests {
         store.put(row("u1", b"one")).await.unwrap();
         store.put(row("u1", b"two")).await.unwrap();
         let got = store.get(&row("u1", b"").key).await.unwrap().unwrap();
-        assert_eq!(got.sealed, b"two");
+        assert_eq!(got.row.sealed, b"two");
         assert_eq!(store.list(&ListFilter::default()).await.unwrap().len(), 1);
         assert!(store.delete(&row("u1", b"").key).await.unwrap());
         assert!(!store.delete(&row("u1", b"").key).await.unwrap());
         assert!(store.get(&row("u1", b"").key).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn replace_writes_only_over_the_version_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).await.unwrap();
+        let key = row("u", b"").key;
+        let first = store.put(row("u", b"one")).await.unwrap();
+        let second = store
+            .replace(row("u", b"two"), first)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(second > first);
+        // A writer still holding the first version loses, and nothing changes.
+        assert_eq!(
+            store.replace(row("u", b"three"), first).await.unwrap(),
+            None
+        );
+        assert_eq!(store.get(&key).await.unwrap().unwrap().row.sealed, b"two");
+        // Deleted and created again: the new grant never gets back a version held before.
+        store.delete(&key).await.unwrap();
+        let again = store.put(row("u", b"four")).await.unwrap();
+        assert!(again > second);
+        assert_eq!(
+            store.replace(row("u", b"five"), second).await.unwrap(),
+            None
+        );
+        assert_eq!(store.replace(row("x", b"six"), again).await.unwrap(), None);
+        assert_eq!(store.get(&key).await.unwrap().unwrap().row.sealed, b"four");
     }
 
     #[tokio::test]

@@ -1,4 +1,4 @@
-//! Helpers for integration tests: the real `lms-proxy` binary and its sandbox LMS on loopback,
+//! Helpers for integration tests: the real `lms-proxy` binary and the `lms-sandbox` LMS on loopback,
 //! each on an ephemeral port, each stopped when its handle drops.
 #![allow(dead_code)]
 
@@ -13,6 +13,19 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_lms-proxy");
+
+/// The `lms-sandbox` binary, built beside `lms-proxy` (`./dev test` builds both; a bare
+/// `cargo test` needs `cargo build -p lms-sandbox` first).
+pub fn sandbox_bin() -> PathBuf {
+    let path = std::path::Path::new(BIN)
+        .with_file_name(format!("lms-sandbox{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with ./dev test, or cargo build -p lms-sandbox first",
+        path.display()
+    );
+    path
+}
 pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 pub const TOOL_SECRET: &str = "quiz-tool-secret-quiz-tool-secret-0123";
 pub const OTHER_SECRET: &str = "other-tool-secret-other-tool-secret-99";
@@ -82,8 +95,7 @@ impl SandboxLms {
     }
 
     pub fn start_with(args: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .arg("sandbox")
+        let mut child = Command::new(sandbox_bin())
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("SANDBOX_CLIENT_SECRET", CLIENT_SECRET)

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::crypto::random_token;
-use crate::expiry::now_unix;
+use lms_proxy::crypto::random_token;
+use lms_proxy::expiry::now_unix;
 
 /// Canvas's throttle (lib/request_throttle.rb): a leaky bucket per token that drains
 /// 10 units a second; a request is refused while the bucket is at the high-water mark.

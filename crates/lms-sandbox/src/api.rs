@@ -12,8 +12,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::oauth;
-use super::state::{Sandbox, TokenProblem, COURSE_COUNT};
+use crate::oauth;
+use crate::state::{Sandbox, TokenProblem, COURSE_COUNT};
 
 type Shared = Arc<Sandbox>;
 

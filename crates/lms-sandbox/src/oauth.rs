@@ -16,10 +16,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 use url::Url;
 
-use super::state::{Code, GrantState, Sandbox};
-use crate::crypto::{random_token, sha256};
-use crate::expiry::now_unix;
-use crate::http::escape_html;
+use crate::state::{Code, GrantState, Sandbox};
+use lms_proxy::crypto::{random_token, sha256};
+use lms_proxy::expiry::now_unix;
+use lms_proxy::http::escape_html;
 
 type Shared = Arc<Sandbox>;
 type Params = HashMap<String, String>;
@@ -127,7 +127,7 @@ pub async fn authorize(State(s): State<Shared>, Query(p): Query<Params>) -> Resp
         .extend_pairs(p.iter())
         .finish();
     let mut links = String::new();
-    for user in super::state::USERS.iter() {
+    for user in crate::state::USERS.iter() {
         links.push_str(&format!(
             "<li><a href=\"/login/oauth2/confirm?{}&amp;sandbox_user={}\">Authorize as {} (user {})</a></li>",
             escape_html(&query),

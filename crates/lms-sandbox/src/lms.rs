@@ -1,13 +1,9 @@
-//! The sandbox LMS: a small Canvas emulator that answers the way docs/lms-behaviour.md says
+//! The sandbox LMS's server: a small Canvas emulator that answers the way docs/lms-behaviour.md says
 //! Canvas does (absolute `Link` pagination, 401 with and without `WWW-Authenticate`, the
 //! throttle's 403, expiring tokens). The demo and the integration tests run against it.
 //!
 //! `/__sandbox/...` is its own control panel (mint a token, fill a throttle bucket, read
 //! counters); it exists only here, never in a real LMS. Bind it to loopback.
-
-mod api;
-mod oauth;
-mod state;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,7 +12,8 @@ use std::sync::Arc;
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use state::Sandbox;
+use crate::api;
+pub use crate::state::Sandbox;
 
 #[derive(clap::Args)]
 pub struct SandboxArgs {
@@ -47,12 +44,6 @@ pub struct DeveloperKey {
     pub client_secret: String,
 }
 
-/// A running sandbox: where it is, and its state for in-process callers (the demo).
-pub struct Running {
-    pub origin: String,
-    pub state: Arc<Sandbox>,
-}
-
 pub fn run_cli(args: SandboxArgs) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -74,18 +65,18 @@ pub fn run_cli(args: SandboxArgs) -> Result<(), String> {
         };
         let running = start(listener, tls, args.host.as_deref(), key)?;
         // Tests and scripts read this line to learn the port.
-        println!("sandbox LMS listening on {}", running.origin);
+        println!("sandbox LMS listening on {running}");
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
     })
 }
 
-/// Serves on `listener` in the background of the current runtime.
+/// Serves on `listener` in the background of the current runtime; returns its origin.
 pub fn start(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     host: Option<&str>,
     key: DeveloperKey,
-) -> Result<Running, String> {
+) -> Result<String, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let host = host.map_or_else(|| addr.ip().to_string(), str::to_string);
@@ -108,7 +99,7 @@ pub fn start(
             tokio::spawn(serve_tls(listener, acceptor, app));
         }
     }
-    Ok(Running { origin, state })
+    Ok(origin)
 }
 
 async fn serve_tls(listener: TcpListener, acceptor: tokio_rustls::TlsAcceptor, app: Router) {

@@ -1,4 +1,4 @@
-//! `lms-proxy demo`: the sandbox LMS and the proxy in one process, on the embedded store in a
+//! `lms-sandbox demo`: the sandbox LMS and the proxy in one process, on the embedded store in a
 //! scratch folder, with the curl lines that walk a newcomer through consent. Nothing to
 //! configure.
 
@@ -11,10 +11,10 @@ use base64::Engine;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::json;
 
-use crate::config::Config;
-use crate::crypto::random_token;
-use crate::expiry::now_unix;
-use crate::logging::AccessLog;
+use lms_proxy::config::Config;
+use lms_proxy::crypto::random_token;
+use lms_proxy::expiry::now_unix;
+use lms_proxy::logging::AccessLog;
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -39,12 +39,12 @@ pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
             true,
         ),
     };
-    crate::server::ensure_free(args.listen, "--listen")
+    lms_proxy::server::ensure_free(args.listen, "--listen")
         .map_err(|e| format!("error: {e}; e.g. ./dev demo --listen 127.0.0.1:8081"))?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("error: {}: {e}", dir.display()))?;
 
     let mut key = [0u8; 32];
-    key.copy_from_slice(&crate::crypto::sha256(random_token().as_bytes()));
+    key.copy_from_slice(&lms_proxy::crypto::sha256(random_token().as_bytes()));
     let env: HashMap<&str, String> = HashMap::from([
         ("LMS_PROXY_KEY", STANDARD.encode(key)),
         ("CANVAS_CLIENT_SECRET", random_token()),
@@ -70,7 +70,7 @@ pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
     )
     .map_err(|e| format!("error: {e}"))?;
     print_steps(&public_url, &sandbox_origin, &dir, scratch, &jwt);
-    let served = crate::server::run(config, access).map_err(|e| format!("error: {e}"));
+    let served = lms_proxy::server::run(config, access).map_err(|e| format!("error: {e}"));
     if scratch {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             eprintln!("demo: could not remove {}: {e}", dir.display());
@@ -98,14 +98,14 @@ fn start_sandbox(client_secret: String) -> Result<String, String> {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .map_err(|e| e.to_string())?;
-                let key = crate::sandbox::DeveloperKey {
-                    client_id: crate::sandbox::DEFAULT_CLIENT_ID.to_string(),
+                let key = crate::lms::DeveloperKey {
+                    client_id: crate::lms::DEFAULT_CLIENT_ID.to_string(),
                     client_secret,
                 };
-                crate::sandbox::start(listener, None, None, key)
+                crate::lms::start(listener, None, None, key)
             }
             .await;
-            let _ = tx.send(started.map(|r| r.origin));
+            let _ = tx.send(started);
             std::future::pending::<()>().await;
         });
     });
@@ -116,7 +116,7 @@ fn start_sandbox(client_secret: String) -> Result<String, String> {
 
 fn demo_config(listen: &SocketAddr, public_url: &str, sandbox: &str) -> String {
     format!(
-        r#"# Written by `lms-proxy demo`; secrets come from the demo process itself.
+        r#"# Written by `lms-sandbox demo` (./dev demo); secrets come from the demo process itself.
 [server]
 listen = "{listen}"
 public_url = "{public_url}"
