@@ -244,6 +244,9 @@ impl GrantStore for NoStore {
     async fn list(&self, _: &ListFilter) -> Result<Vec<TokenSummary>, StoreError> {
         Ok(vec![])
     }
+    async fn export(&self) -> Result<Vec<StoredToken>, StoreError> {
+        Ok(vec![])
+    }
 }
 
 fn rss_bytes() -> u64 {

@@ -117,11 +117,14 @@ pub fn token_or_refusal(
         Ok(Usable::Unavailable) => Err(ProxyError::LmsUnavailable {
             retry_after_secs: RETRY_AFTER_SECS,
         }),
-        Err(e) => {
-            tracing::error!(error = %e, "token lookup failed");
-            Err(ProxyError::Internal)
-        }
+        Err(e) => Err(store_unavailable(&e)),
     }
+}
+
+/// The store could not answer: logged once here, 503 `store_unavailable` to the caller.
+pub fn store_unavailable(e: &dyn std::fmt::Display) -> ProxyError {
+    tracing::error!(error = %e, "token store unavailable");
+    ProxyError::StoreUnavailable
 }
 
 /// The key of the grant this caller would use on `platform`, if the tool may use it at all:

@@ -11,7 +11,7 @@ use crate::identity::ToolAuth;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::routes::RouteTable;
-use crate::store::{self, NonceStore, Readiness, Stores};
+use crate::store::{self, Change, NonceStore, Readiness, Stores};
 use crate::token_endpoint::OAuthClients;
 use crate::tokens::Tokens;
 
@@ -45,6 +45,18 @@ impl App {
     pub fn with_stores(config: Config, stores: Stores) -> Result<Self, AppError> {
         let crypto = Arc::new(Crypto::new(&config.server.master_key));
         let tokens = Tokens::new(stores.grants, Arc::clone(&crypto), &config.tokens);
+        if let Some(changes) = stores.changes {
+            let cache = tokens.clone();
+            changes.follow(move |change| {
+                let cache = cache.clone();
+                async move {
+                    match change {
+                        Change::Grant(key) => cache.forget_cached(&key).await,
+                        Change::Everything => cache.forget_all_cached(),
+                    }
+                }
+            });
+        }
         let oauth = Arc::new(OAuthClients::new(&config).map_err(AppError::Client)?);
         let metrics = Arc::new(Metrics::new(
             config.platforms.iter().map(|p| p.id.clone()).collect(),

@@ -9,6 +9,10 @@ use crate::http::Answer;
 use crate::identity::CredentialError;
 use crate::types::PlatformId;
 
+/// Seconds a tool is asked to wait while the store is unreachable: a database restart or
+/// fail-over takes seconds.
+pub const STORE_RETRY_AFTER_SECS: u64 = 5;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("no route matches this path")]
@@ -30,6 +34,10 @@ pub enum ProxyError {
     },
     #[error("the LMS token endpoint is unavailable")]
     LmsUnavailable { retry_after_secs: u64 },
+    /// The shared store is unreachable and the answer needs it (a refresh, a consent, a
+    /// revocation, a user not in the cache).
+    #[error("the proxy cannot reach its token store; try again shortly")]
+    StoreUnavailable,
     #[error("the LMS could not be reached")]
     UpstreamUnavailable,
     #[error("the LMS did not answer in time")]
@@ -48,6 +56,7 @@ impl ProxyError {
             Self::HeadersTooLarge(_) => "request_headers_too_large",
             Self::AuthorizationRequired { .. } => "authorization_required",
             Self::LmsUnavailable { .. } => "lms_unavailable",
+            Self::StoreUnavailable => "store_unavailable",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Internal => "internal_error",
@@ -67,7 +76,7 @@ impl ProxyError {
             Self::Forbidden(_) => 403,
             Self::BadRequest(_) => 400,
             Self::HeadersTooLarge(_) => 431,
-            Self::LmsUnavailable { .. } => 503,
+            Self::LmsUnavailable { .. } | Self::StoreUnavailable => 503,
             Self::UpstreamUnavailable => 502,
             Self::UpstreamTimeout => 504,
             Self::Internal => 500,
@@ -94,8 +103,14 @@ impl ProxyError {
                 format!("Bearer realm=\"lms-proxy\", error=\"{}\"", self.code()),
             );
         }
-        if let Self::LmsUnavailable { retry_after_secs } = self {
-            answer = answer.with_header("retry-after", retry_after_secs.to_string());
+        match self {
+            Self::LmsUnavailable { retry_after_secs } => {
+                answer = answer.with_header("retry-after", retry_after_secs.to_string());
+            }
+            Self::StoreUnavailable => {
+                answer = answer.with_header("retry-after", STORE_RETRY_AFTER_SECS.to_string());
+            }
+            _ => {}
         }
         answer
     }

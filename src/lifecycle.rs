@@ -101,9 +101,14 @@ impl Lifecycle {
         self.tokens.save(key, record).await
     }
 
-    /// Forgets the user's grant; returns whether there was one.
-    pub async fn forget(&self, key: &TokenKey) -> Result<bool, TokenError> {
-        self.tokens.delete(key).await
+    /// Removes the user's grant from the store and returns it as the store had it, for a
+    /// revocation at the LMS: if the store cannot be written, nothing has happened anywhere.
+    pub async fn take(&self, key: &TokenKey) -> Result<Option<Arc<TokenRecord>>, TokenError> {
+        let Some(Fresh { record, version }) = self.tokens.get_fresh(key).await? else {
+            return Ok(None);
+        };
+        self.tokens.delete_version(key, version).await?;
+        Ok(Some(record))
     }
 
     /// The user's token, refreshed first when it is due.
@@ -121,7 +126,17 @@ impl Lifecycle {
         if !is_due(self.skew_secs, &record, now) {
             return Ok(Usable::Token { record, cache_hit });
         }
-        let outcome = self.refresh_when(key, platform, Why::Due).await?;
+        let outcome = match self.refresh_when(key, platform, Why::Due).await {
+            Ok(outcome) => outcome,
+            // The store is away: a token that is due but still valid keeps serving; the
+            // refresh is tried again on the next request.
+            Err(e) if record.expires_at.is_some_and(|t| t > now) => {
+                tracing::warn!(platform = %key.platform, error = %e,
+                    "token store unavailable; refresh postponed, the current token is still valid");
+                return Ok(Usable::Token { record, cache_hit });
+            }
+            Err(e) => return Err(e),
+        };
         Ok(match outcome {
             Usable::Missing { .. } => Usable::Missing { cache_hit },
             Usable::Token { record, .. } => Usable::Token { record, cache_hit },

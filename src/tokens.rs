@@ -58,6 +58,8 @@ pub struct Lookup {
     pub cache_hit: bool,
 }
 
+/// Cheap to clone: the clones share the store and the cache.
+#[derive(Clone)]
 pub struct Tokens {
     store: Arc<dyn GrantStore>,
     crypto: Arc<Crypto>,
@@ -95,6 +97,7 @@ impl Tokens {
     }
 
     pub async fn get(&self, key: &TokenKey) -> Result<Lookup, TokenError> {
+        let mut stale = None;
         if let Some(cached) = self.cache.get(key).await {
             if cached.at.elapsed() < self.ttl {
                 return Ok(Lookup {
@@ -103,6 +106,7 @@ impl Tokens {
                 });
             }
             self.cache.invalidate(key).await;
+            stale = Some(cached.record);
         }
         let loaded = self
             .cache
@@ -130,7 +134,19 @@ impl Tokens {
                     record: None,
                     cache_hit: false,
                 }),
-                LoadError::Store(e) => Err(e.clone()),
+                // The store is away: a grant this process held keeps serving until the LMS
+                // rejects it, rather than every cached user failing at once.
+                LoadError::Store(e) => match stale {
+                    Some(record) => {
+                        tracing::warn!(error = %e, "token store unavailable; using the cached grant");
+                        self.remember(key.clone(), Arc::clone(&record)).await;
+                        Ok(Lookup {
+                            record: Some(record),
+                            cache_hit: true,
+                        })
+                    }
+                    None => Err(e.clone()),
+                },
             },
         }
     }
@@ -192,6 +208,16 @@ impl Tokens {
             self.cache.invalidate(key).await;
         }
         Ok(())
+    }
+
+    /// Drops the cached copy: another process changed the grant.
+    pub async fn forget_cached(&self, key: &TokenKey) {
+        self.cache.invalidate(key).await;
+    }
+
+    /// Drops every cached grant: changes may have been missed.
+    pub fn forget_all_cached(&self) {
+        self.cache.invalidate_all();
     }
 
     async fn remember(&self, key: TokenKey, record: Arc<TokenRecord>) {

@@ -444,3 +444,77 @@ fn the_demo_on_a_taken_port_says_how_to_choose_another() {
         "the steps were printed for someone else's server"
     );
 }
+
+#[test]
+fn check_refuses_a_store_url_that_would_leak_or_travel_in_the_clear() {
+    let mut setup = Setup::new("http://127.0.0.1:1", "");
+    let check = |setup: &Setup| {
+        let out = setup.cli(&["check", "-c", "{config}"], None);
+        (out.status.code(), stderr(&out))
+    };
+    let use_store = |setup: &Setup, store: &str| {
+        setup.edit_config(|t| {
+            let start = t.find("[store]").unwrap();
+            let end = start + t[start..].find("\n\n").unwrap();
+            format!("{}{store}{}", &t[..start], &t[end..])
+        })
+    };
+    // A password in the file itself.
+    use_store(
+        &setup,
+        "[store]\nurl = \"postgres://lms:hunter2hunter2@db.example.edu/lms?sslmode=verify-full\"",
+    );
+    let (code, text) = check(&setup);
+    assert_eq!(code, Some(1));
+    assert!(text.contains("store.url: holds a password"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    // From the environment: allowed, but not in the clear to another host.
+    setup.env.insert(
+        "DB_URL".into(),
+        "postgres://lms:hunter2hunter2@db.example.edu/lms".into(),
+    );
+    use_store(&setup, "[store]\nurl_env = \"DB_URL\"");
+    let (code, text) = check(&setup);
+    assert_eq!(code, Some(1));
+    assert!(
+        text.contains("store.url_env: sends grants to db.example.edu without TLS"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
+
+    setup.env.insert(
+        "DB_URL".into(),
+        "postgres://lms:hunter2hunter2@db.example.edu/lms?sslmode=verify-full".into(),
+    );
+    let (code, text) = check(&setup);
+    assert_eq!(code, Some(0), "{text}");
+
+    // Both keys, a ca_file without verification, a made-up sslmode.
+    use_store(
+        &setup,
+        "[store]\nurl = \"sqlite://x.db\"\nurl_env = \"DB_URL\"",
+    );
+    assert!(check(&setup)
+        .1
+        .contains("store: set url or url_env, not both"));
+    std::fs::write(setup.dir.path().join("ca.pem"), "x").unwrap();
+    setup.env.insert(
+        "DB_URL".into(),
+        "postgres://lms@127.0.0.1/lms?sslmode=require".into(),
+    );
+    use_store(
+        &setup,
+        "[store]\nurl_env = \"DB_URL\"\nca_file = \"ca.pem\"",
+    );
+    assert!(check(&setup)
+        .1
+        .contains("store.ca_file: is used only with sslmode=verify-ca or sslmode=verify-full"));
+    setup.env.insert(
+        "DB_URL".into(),
+        "postgres://lms@127.0.0.1/lms?sslmode=sometimes".into(),
+    );
+    assert!(check(&setup)
+        .1
+        .contains("sslmode=\"sometimes\" is not one of"));
+}

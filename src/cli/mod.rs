@@ -1,9 +1,10 @@
-//! The command line: `run`, `check`, `mint`, `tokens ...`. The sandbox LMS and the demo are
+//! The command line: `run`, `check`, `mint`, `tokens ...`, `store copy`. The sandbox LMS and the demo are
 //! the `lms-sandbox` binary's, outside the product.
 //!
 //! Exit codes: 0 ok, 1 bad config or failed command, 2 bad usage (clap's own).
 
 mod mint;
+mod store_cmd;
 mod tokens_cmd;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,9 @@ enum Command {
     /// Import, list or delete stored user tokens.
     #[command(subcommand)]
     Tokens(tokens_cmd::TokensCommand),
+    /// Move grants between stores (SQLite <-> PostgreSQL).
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +72,7 @@ pub fn main() -> ExitCode {
         }),
         Command::Mint(args) => mint::run(args),
         Command::Tokens(cmd) => tokens_cmd::run(cmd),
+        Command::Store(cmd) => store_cmd::run(cmd),
     };
     logs.access.flush();
     exit_code(result)

@@ -42,7 +42,9 @@ pub struct TlsSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
-    pub url: String,
+    pub url: Option<String>,
+    pub url_env: Option<String>,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

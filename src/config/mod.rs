@@ -9,6 +9,8 @@ mod file;
 mod structure;
 mod validate;
 
+pub use validate::{store_url, StoreUrl};
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -133,7 +135,16 @@ pub struct TlsListener {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Sqlite(PathBuf),
-    Postgres(String),
+    Postgres(PostgresSettings),
+}
+
+/// A shared PostgreSQL store. The URL may hold a password, so it is a secret: it comes from
+/// an environment variable whenever it does, and never reaches a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSettings {
+    pub url: Secret,
+    /// Roots to verify the server's certificate with, instead of the system's.
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

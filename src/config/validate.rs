@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,7 +138,7 @@ pub fn validate(
         env,
     };
     let server = server(&mut c, &raw.server);
-    let store = store(&mut c, raw.store.as_ref().map(|s| s.url.as_str()));
+    let store = store(&mut c, raw.store.as_ref());
     let tokens = tokens(&mut c, raw.tokens.as_ref());
 
     let mut platforms = Vec::new();
@@ -304,32 +305,132 @@ pub fn decode_master_key(value: &str) -> Result<MasterKey, String> {
     Ok(MasterKey(key))
 }
 
-fn store(c: &mut Checker<'_>, url: Option<&str>) -> Option<StoreConfig> {
-    let url = url.unwrap_or("sqlite://data/lms-proxy.db");
-    if let Some(path) = url.strip_prefix("sqlite://") {
-        if path.is_empty() {
-            c.problem(
-                "store.url",
-                "sqlite:// needs a file path, e.g. sqlite://data/lms-proxy.db",
-            );
+fn store(c: &mut Checker<'_>, section: Option<&super::file::StoreSection>) -> Option<StoreConfig> {
+    let (url, key) = match section {
+        Some(s) if s.url.is_some() && s.url_env.is_some() => {
+            c.problem("store", "set url or url_env, not both");
             return None;
         }
-        Some(StoreConfig::Sqlite(c.resolve(path)))
-    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        c.problem(
-            "store.url",
-            "the PostgreSQL store is not available in this version; use sqlite://PATH",
-        );
-        None
-    } else {
-        c.problem(
-            "store.url",
-            format!(
-                "{url:?}: use sqlite://PATH (relative to this file) or sqlite:///ABSOLUTE/PATH"
-            ),
-        );
-        None
+        Some(super::file::StoreSection {
+            url_env: Some(var), ..
+        }) => (c.env_var("store.url_env", var)?, "store.url_env"),
+        Some(super::file::StoreSection { url: Some(url), .. }) => (url.clone(), "store.url"),
+        _ => ("sqlite://data/lms-proxy.db".to_string(), "store.url"),
+    };
+    let ca_file = section.and_then(|s| s.ca_file.as_deref());
+    match store_url(&url, key == "store.url_env") {
+        Ok(StoreUrl::Sqlite(path)) => {
+            if ca_file.is_some() {
+                c.problem("store.ca_file", "only a PostgreSQL store uses ca_file");
+            }
+            Some(StoreConfig::Sqlite(c.resolve(&path)))
+        }
+        Ok(StoreUrl::Postgres { verifies }) => {
+            let ca_file = match ca_file {
+                Some(path) => {
+                    if !verifies {
+                        c.problem(
+                            "store.ca_file",
+                            "is used only with sslmode=verify-ca or sslmode=verify-full in the URL",
+                        );
+                    }
+                    Some(c.existing_file("store.ca_file", path)?)
+                }
+                None => None,
+            };
+            Some(StoreConfig::Postgres(super::PostgresSettings {
+                url: Secret::new(url),
+                ca_file,
+            }))
+        }
+        Err(problem) => {
+            c.problem(key, problem);
+            None
+        }
     }
+}
+
+/// A store URL, checked; shared by the config and `lms-proxy store copy`.
+pub enum StoreUrl {
+    /// The path as written: relative to the config file's folder, or absolute.
+    Sqlite(String),
+    /// `verifies`: the server's certificate is checked (`verify-ca`, `verify-full`).
+    Postgres { verifies: bool },
+}
+
+/// Checks a store URL without echoing it (it may hold a password). `from_env`: the URL came
+/// from an environment variable, the only place a password may be.
+pub fn store_url(url: &str, from_env: bool) -> Result<StoreUrl, String> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() {
+            return Err("sqlite:// needs a file path, e.g. sqlite://data/lms-proxy.db".into());
+        }
+        return Ok(StoreUrl::Sqlite(path.to_string()));
+    }
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(
+            "use sqlite://PATH (relative to this file), sqlite:///ABSOLUTE/PATH or \
+                    postgres://USER@HOST/DATABASE?sslmode=verify-full"
+                .into(),
+        );
+    }
+    let parsed = url::Url::parse(url).map_err(|_| {
+        "is not a valid PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full)"
+            .to_string()
+    })?;
+    if parsed.password().is_some() && !from_env {
+        return Err(
+            "holds a password; put the URL in an environment variable and name it in \
+                    store.url_env"
+                .into(),
+        );
+    }
+    let mode = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "sslmode")
+        .map(|(_, v)| v.into_owned());
+    let known = [
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ];
+    if let Some(mode) = &mode {
+        if !known.contains(&mode.as_str()) {
+            return Err(format!(
+                "sslmode={mode:?} is not one of {}",
+                known.join(", ")
+            ));
+        }
+    }
+    let encrypted = matches!(
+        mode.as_deref(),
+        Some("require" | "verify-ca" | "verify-full")
+    );
+    let host = parsed.host_str().unwrap_or("");
+    let local = host.is_empty()
+        || host == "localhost"
+        || host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !encrypted && !local {
+        return Err(format!(
+            "sends grants to {host} without TLS (sslmode={}); add sslmode=verify-full (or require)",
+            mode.as_deref().unwrap_or("prefer")
+        ));
+    }
+    if sqlx::postgres::PgConnectOptions::from_str(url).is_err() {
+        return Err(
+            "is not a valid PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE?sslmode=verify-full)"
+                .into(),
+        );
+    }
+    Ok(StoreUrl::Postgres {
+        verifies: matches!(mode.as_deref(), Some("verify-ca" | "verify-full")),
+    })
 }
 
 fn tokens(c: &mut Checker<'_>, t: Option<&super::file::TokensSection>) -> TokensConfig {

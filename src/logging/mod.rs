@@ -63,7 +63,13 @@ pub fn init(format: LogFormat) -> Logging {
 ///   right after the idle watcher on the other worker released its lock, but before it
 ///   dropped its handle), after which pingora opens a new connection. Harmless, and about
 ///   one proxied request in ten under load: an ERROR line for it drowned real errors.
+///
+/// And from sqlx (the PostgreSQL store) only warnings and errors: below that it writes SQL
+/// and server notices (migration chatter), which an operator has no use for.
 fn no_dumps(meta: &tracing::Metadata<'_>) -> bool {
+    if meta.target().starts_with("sqlx") {
+        return *meta.level() <= tracing::Level::WARN;
+    }
     if !meta.target().starts_with("pingora") {
         return true;
     }

@@ -193,6 +193,10 @@ fn store_trouble(e: &dyn std::fmt::Display) -> Answer {
         "Try again in a moment",
         "The proxy cannot reach its token store right now.",
     )
+    .with_header(
+        "retry-after",
+        crate::errors::STORE_RETRY_AFTER_SECS.to_string(),
+    )
 }
 
 pub async fn callback(app: &App, req: &Parts, platform_id: &str) -> Answer {
@@ -278,7 +282,7 @@ enum NotConnected {
     Exchange(&'static str),
     /// Someone other than the user the tool named consented (or who cannot be told).
     LmsUserMismatch,
-    /// The grant could not be stored.
+    /// The grant could not be stored: the store is unreachable.
     Store,
 }
 
@@ -289,7 +293,7 @@ impl NotConnected {
             Self::NoCode => "invalid_request",
             Self::Exchange(code) => code,
             Self::LmsUserMismatch => "lms_user_mismatch",
-            Self::Store => "server_error",
+            Self::Store => "store_unavailable",
         }
     }
 }

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::browser::query;
 use super::return_to;
-use crate::admission::{grant_key, request_host, token_or_refusal};
+use crate::admission::{grant_key, request_host, store_unavailable, token_or_refusal};
 use crate::app::App;
 use crate::config::Platform;
 use crate::errors::ProxyError;
@@ -62,11 +62,6 @@ fn rfc3339(unix: i64) -> Value {
         .map_or(Value::Null, Value::from)
 }
 
-fn internal(e: impl std::fmt::Display) -> ProxyError {
-    tracing::error!(error = %e, "token store error");
-    ProxyError::Internal
-}
-
 pub async fn status(
     app: &App,
     req: &Parts,
@@ -91,7 +86,7 @@ pub async fn status(
         .lifecycle()
         .lookup(&c.key)
         .await
-        .map_err(internal)?
+        .map_err(|e| store_unavailable(&e))?
         .record;
     let ticket = Ticket::new(
         &c.platform.id,
@@ -138,7 +133,8 @@ pub async fn access_token(
     ))
 }
 
-/// Revokes at the LMS, then deletes locally, whatever the LMS said. Idempotent: 204 always.
+/// Deletes the grant here, then revokes it at the LMS, whatever the LMS says. Idempotent:
+/// 204 always, or 503 `store_unavailable` with nothing changed.
 pub async fn revoke(
     app: &App,
     req: &Parts,
@@ -146,13 +142,14 @@ pub async fn revoke(
     who: &mut Option<Identity>,
 ) -> Result<Answer, ProxyError> {
     let c = caller(app, req, platform_id, now_unix(), who)?;
-    if let Some(record) = app
+    // Deleted here first: with the store away the answer is 503 and the LMS is not asked,
+    // so the user is never left revoked at the LMS but still connected here.
+    let taken = app
         .lifecycle()
-        .lookup(&c.key)
+        .take(&c.key)
         .await
-        .map_err(internal)?
-        .record
-    {
+        .map_err(|e| store_unavailable(&e))?;
+    if let Some(record) = taken {
         if let Err(e) = app
             .oauth()
             .revoke(
@@ -163,9 +160,8 @@ pub async fn revoke(
             .await
         {
             tracing::warn!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, error = %e,
-                "revocation at the LMS failed; deleting the local token all the same");
+                "revocation at the LMS failed; the grant is deleted here all the same");
         }
-        app.lifecycle().forget(&c.key).await.map_err(internal)?;
         tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, "grant revoked");
     }
     Ok(Answer {

@@ -147,6 +147,13 @@ impl GrantStore for MemoryStore {
         rows.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(rows)
     }
+
+    async fn export(&self) -> Result<Vec<StoredToken>, StoreError> {
+        self.up()?;
+        let mut rows: Vec<StoredToken> = self.rows().values().map(|v| v.row.clone()).collect();
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(rows)
+    }
 }
 
 #[async_trait]

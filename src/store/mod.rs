@@ -12,6 +12,7 @@
 
 mod local_locks;
 pub mod memory;
+mod postgres;
 mod sqlite;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use crate::config::StoreConfig;
 use crate::types::{PlatformId, TokenKey, ToolId};
 
 pub use local_locks::LocalLocks;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// One stored grant. `sealed` is opaque here.
@@ -103,6 +105,8 @@ pub trait GrantStore: Send + Sync + 'static {
     /// is removed, a newer consent made meanwhile is not. Returns whether it was removed.
     async fn delete_version(&self, key: &TokenKey, expected: Version) -> Result<bool, StoreError>;
     async fn list(&self, filter: &ListFilter) -> Result<Vec<TokenSummary>, StoreError>;
+    /// Every row, sealed bytes as they are: `lms-proxy store copy`.
+    async fn export(&self) -> Result<Vec<StoredToken>, StoreError>;
 }
 
 /// Held while one grant is refreshed; dropping it releases the lock too, so a refresh that
@@ -134,13 +138,43 @@ pub trait Readiness: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
-/// The four ports as one backend provides them.
-#[derive(Clone)]
+/// A grant changed behind this process's back, so its cached copy must go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Grant(TokenKey),
+    /// Changes may have been missed (the feed reconnected): drop every cached grant.
+    Everything,
+}
+
+/// Changes other processes made to the shared store, as they happen. The callback runs on
+/// the store's own runtime, which outlives whichever runtime opened the store.
+pub struct Changes {
+    receiver: tokio::sync::mpsc::UnboundedReceiver<Change>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Changes {
+    pub fn follow<F, Fut>(self, on_change: F)
+    where
+        F: Fn(Change) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        let mut receiver = self.receiver;
+        self.runtime.spawn(async move {
+            while let Some(change) = receiver.recv().await {
+                on_change(change).await;
+            }
+        });
+    }
+}
+
+/// The four ports as one backend provides them, and its change feed when it is shared.
 pub struct Stores {
     pub grants: Arc<dyn GrantStore>,
     pub locks: Arc<dyn RefreshLocks>,
     pub nonces: Arc<dyn NonceStore>,
     pub readiness: Arc<dyn Readiness>,
+    pub changes: Option<Changes>,
 }
 
 impl Stores {
@@ -155,6 +189,7 @@ impl Stores {
             locks: Arc::new(LocalLocks::default()),
             nonces: Arc::clone(&store) as Arc<dyn NonceStore>,
             readiness: store,
+            changes: None,
         }
     }
 }
@@ -165,8 +200,6 @@ pub async fn open(config: &StoreConfig) -> Result<Stores, StoreError> {
         StoreConfig::Sqlite(path) => Ok(Stores::single_process(Arc::new(
             SqliteStore::open(path).await?,
         ))),
-        StoreConfig::Postgres(_) => Err(StoreError::Backend(
-            "the PostgreSQL store is not available in this version".into(),
-        )),
+        StoreConfig::Postgres(settings) => PgStore::open(settings).await.map(PgStore::into_stores),
     }
 }

@@ -169,6 +169,15 @@ fn upsert(conn: &Connection, row: &StoredToken) -> rusqlite::Result<i64> {
     Ok(version)
 }
 
+/// The key from a row's first three columns (platform, tool, user_key).
+fn key_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenKey> {
+    Ok(TokenKey::new(
+        PlatformId::new(r.get::<_, String>(0)?),
+        ToolId::new(r.get::<_, String>(1)?),
+        UserKey::new(r.get::<_, String>(2)?),
+    ))
+}
+
 #[async_trait]
 impl GrantStore for SqliteStore {
     async fn get(&self, key: &TokenKey) -> Result<Option<Versioned>, StoreError> {
@@ -286,14 +295,30 @@ impl GrantStore for SqliteStore {
             )?;
             let rows = stmt.query_map(params![platform, tool], |r| {
                 Ok(TokenSummary {
-                    key: TokenKey::new(
-                        PlatformId::new(r.get::<_, String>(0)?),
-                        ToolId::new(r.get::<_, String>(1)?),
-                        UserKey::new(r.get::<_, String>(2)?),
-                    ),
+                    key: key_of(r)?,
                     expires_at: r.get(3)?,
                     lms_user_id: r.get(4)?,
                     updated_at: r.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn export(&self) -> Result<Vec<StoredToken>, StoreError> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT platform, tool, user_key, sealed, expires_at, lms_user_id, updated_at
+                 FROM tokens ORDER BY platform, tool, user_key",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(StoredToken {
+                    key: key_of(r)?,
+                    sealed: r.get(3)?,
+                    expires_at: r.get(4)?,
+                    lms_user_id: r.get(5)?,
+                    updated_at: r.get(6)?,
                 })
             })?;
             rows.collect()

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod postgres;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_lms-proxy");
 
 /// The `lms-sandbox` binary, built beside `lms-proxy` (`./dev test` builds both; a bare
@@ -265,6 +267,24 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
             ),
         ]);
         Self { dir, port, env }
+    }
+
+    /// Moves the store to the PostgreSQL database at `url` (given as `url_env`, since it may
+    /// hold a password) and every instance's `public_url` to `public_url`: instances behind
+    /// one load balancer share it, so a tool's JWT and a consent work on any of them.
+    pub fn on_postgres(&mut self, url: &str, public_url: &str) {
+        self.edit_config(|text| {
+            text.replace(
+                "url = \"sqlite://data/lms-proxy.db\"",
+                "url_env = \"LMS_PROXY_DATABASE_URL\"",
+            )
+            .replace(
+                &format!("public_url = \"http://127.0.0.1:{}\"", self.port),
+                &format!("public_url = \"{public_url}\""),
+            )
+        });
+        self.env
+            .insert("LMS_PROXY_DATABASE_URL".into(), url.to_string());
     }
 
     /// Rewrites the config file through `edit`.

@@ -288,7 +288,12 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             }
             Json(body).into_response()
         }
-        Err(refused) => *refused,
+        Err(refused) => {
+            if grant_type == "refresh_token" {
+                s.inner().counters.refresh_refused += 1;
+            }
+            *refused
+        }
     }
 }
 
@@ -366,6 +371,13 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box
     let refresh = p.get("refresh_token").cloned().unwrap_or_default();
     let mut inner = s.inner();
     let Some(grant) = inner.grants.get(&refresh).cloned() else {
+        if inner.rotated.contains(&refresh) {
+            return Err(Box::new(oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "the refresh token was already used",
+            )));
+        }
         return Err(Box::new(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -382,6 +394,7 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box
     inner.access.remove(&grant.access);
     let current = if rotate {
         inner.grants.remove(&refresh);
+        inner.rotated.insert(refresh);
         format!("sandbox-refresh~{}", random_token())
     } else {
         refresh

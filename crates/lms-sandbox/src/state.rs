@@ -105,6 +105,9 @@ pub struct Counters {
     pub api_calls: u64,
     pub authorization_code: u64,
     pub refresh_token: u64,
+    /// Refreshes answered with an error: a refresh token unknown, revoked or already used.
+    /// A proxy that never sends a stale refresh token keeps this at 0.
+    pub refresh_refused: u64,
     pub client_credentials: u64,
     pub revocations: u64,
 }
@@ -118,6 +121,8 @@ struct Bucket {
 pub struct Inner {
     pub access: HashMap<String, Issued>,
     pub grants: HashMap<String, GrantState>,
+    /// Refresh tokens a rotation replaced: sending one again is Brightspace's `invalid_grant`.
+    pub rotated: std::collections::HashSet<String>,
     pub codes: HashMap<String, Code>,
     buckets: HashMap<String, Bucket>,
     pub settings: Settings,
