@@ -9,6 +9,9 @@
 # Prints one JSON line per variant. Note: valgrind's CPU lacks SHA extensions, so SHA-256
 # (the tool-JWT cache key) counts a few thousand instructions more than on real hardware.
 #
+# With LMS_PROXY_BENCH_DATABASE_URL set (a PostgreSQL database the bench may use), C is also
+# counted on PostgreSQL ("Cpg"): the cache-hit path should not touch the store at all.
+#
 # usage: benches/instructions.sh [--duration SECS] [--users N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +41,20 @@ prepare_lms_proxy "$PC" "$PA" "$PS" "$USERS"
 "${CALLGRIND[@]}" --callgrind-out-file="$WORK/C.out" "$BIN" run -c "$WORK/lms-proxy.toml" >/dev/null 2>"$WORK/C.log" &
 CPID=$!
 PIDS+=($CPID)
+VARIANTS="P C"
+if [ -n "${LMS_PROXY_BENCH_DATABASE_URL:-}" ]; then
+  PG=$(free_port)
+  # Same users, same JWTs (same public_url), only the store and the listener differ.
+  sed -e "s|^listen = .*|listen = \"127.0.0.1:$PG\"|" \
+      -e 's|^url = "sqlite://lms-proxy.db"|url_env = "LMS_PROXY_BENCH_DATABASE_URL"|' \
+      "$WORK/lms-proxy.toml" > "$WORK/lms-proxy-pg.toml"
+  "$BIN" tokens import -c "$WORK/lms-proxy-pg.toml" --platform canvas --tool bench < "$WORK/tokens.jsonl" >/dev/null
+  "${CALLGRIND[@]}" --callgrind-out-file="$WORK/Cpg.out" "$BIN" run -c "$WORK/lms-proxy-pg.toml" >/dev/null 2>"$WORK/Cpg.log" &
+  CPGID=$!
+  PIDS+=($CPGID)
+  wait_port "$PG" 1200
+  VARIANTS="P C Cpg"
+fi
 for p in "$PA" "$PP" "$PC" "$PS"; do wait_port "$p" 1200; done
 
 cat >> "$WORK/users.lua" <<'LUA'
@@ -56,10 +73,11 @@ request = function()
 end
 LUA
 
-for variant in P C; do
+for variant in $VARIANTS; do
   case $variant in
     P) url="http://127.0.0.1:$PP/api/v1/courses"; pid=$PPID_BARE ;;
     C) url="http://127.0.0.1:$PC/canvas/api/v1/courses"; pid=$CPID ;;
+    Cpg) url="http://127.0.0.1:$PG/canvas/api/v1/courses"; pid=$CPGID ;;
   esac
   # Warm: connections open, every user's JWT and token cached.
   wrk -t1 -c8 -d"${DURATION}s" -s "$WORK/each_user.lua" "$url" >/dev/null

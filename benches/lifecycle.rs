@@ -31,7 +31,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(refresh_storm(1000));
+    rt.block_on(refresh_storm(1000, 1, None));
+    // Across instances: three proxies on one PostgreSQL database, when one is named.
+    if let Ok(url) = std::env::var("LMS_PROXY_BENCH_DATABASE_URL") {
+        rt.block_on(refresh_storm(1000, 3, Some(url)));
+    }
     for users in [100_000, 1_000_000] {
         rt.block_on(cache_memory(users));
     }
@@ -53,7 +57,9 @@ fn free_port() -> u16 {
         .expect("port")
 }
 
-async fn refresh_storm(concurrency: usize) {
+/// `concurrency` requests for one just-expired user, spread round-robin over `instances`
+/// proxies on the SQLite store (one instance) or on the PostgreSQL database at `database`.
+async fn refresh_storm(concurrency: usize, instances: usize, database: Option<String>) {
     let dir = tempfile::tempdir().expect("tempdir");
     // Built beside lms-proxy: benches/run builds the workspace first.
     let sandbox_bin = std::path::Path::new(BIN).with_file_name("lms-sandbox");
@@ -87,19 +93,27 @@ async fn refresh_storm(concurrency: usize) {
         .await
         .expect("grant json");
 
-    let port = free_port();
-    let config = dir.path().join("lms-proxy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
+    let ports: Vec<u16> = (0..instances).map(|_| free_port()).collect();
+    let public_url = format!("http://127.0.0.1:{}", ports[0]);
+    let store = match &database {
+        Some(_) => "url_env = \"DB\"",
+        None => "url = \"sqlite://t.db\"",
+    };
+    let configs: Vec<String> = ports
+        .iter()
+        .map(|port| {
+            let config = dir.path().join(format!("lms-proxy-{port}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    r#"
 [server]
 listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
+public_url = "{public_url}"
 key_env = "KEY"
 threads = 2
 [store]
-url = "sqlite://t.db"
+{store}
 [[platforms]]
 id = "canvas"
 kind = "canvas"
@@ -114,18 +128,30 @@ id = "storm"
 secret_env = "TOOL"
 platforms = ["canvas"]
 "#
-        ),
-    )
-    .expect("config");
+                ),
+            )
+            .expect("config");
+            config.to_string_lossy().to_string()
+        })
+        .collect();
     let env = [
-        ("KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="),
-        ("SECRET", "storm-secret"),
-        ("TOOL", "storm-tool-secret-storm-tool-secret-0123"),
+        (
+            "KEY",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+        ),
+        ("SECRET", "storm-secret".to_string()),
+        (
+            "TOOL",
+            "storm-tool-secret-storm-tool-secret-0123".to_string(),
+        ),
+        ("DB", database.clone().unwrap_or_default()),
     ];
+    // One user per run, so a database used before holds nothing that matters.
+    let user = format!("u-{}-{instances}", now_unix());
     let cli = |args: &[&str], stdin: Option<String>| {
         let mut child = Command::new(BIN)
             .args(args)
-            .envs(env)
+            .envs(env.clone())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -136,48 +162,65 @@ platforms = ["canvas"]
         }
         String::from_utf8(child.wait_with_output().expect("cli output").stdout).expect("utf8")
     };
-    let config_arg = config.to_string_lossy().to_string();
+    let config_arg = configs[0].clone();
     cli(
         &["tokens", "import", "-c", &config_arg, "--platform", "canvas", "--tool", "storm"],
         Some(format!(
-            "{{\"user\":\"u\",\"access_token\":\"{}\",\"refresh_token\":\"{}\",\"expires_at\":{}}}\n",
+            "{{\"user\":\"{user}\",\"access_token\":\"{}\",\"refresh_token\":\"{}\",\"expires_at\":{}}}\n",
             grant["access_token"].as_str().unwrap_or_default(),
             grant["refresh_token"].as_str().unwrap_or_default(),
             now_unix() - 1
         )),
     );
     let jwt = cli(
-        &["mint", "-c", &config_arg, "--tool", "storm", "--user", "u"],
+        &[
+            "mint",
+            "-c",
+            &config_arg,
+            "--tool",
+            "storm",
+            "--user",
+            &user,
+        ],
         None,
     )
     .trim()
     .to_string();
-    let _proxy = Killed(
-        Command::new(BIN)
-            .args(["run", "-c", &config_arg])
-            .envs(env)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("proxy"),
-    );
-    let url = format!("http://127.0.0.1:{port}/canvas/api/v1/users/self");
+    let _proxies: Vec<Killed> = configs
+        .iter()
+        .map(|config| {
+            Killed(
+                Command::new(BIN)
+                    .args(["run", "-c", config])
+                    .envs(env.clone())
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("proxy"),
+            )
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "proxy did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    for port in &ports {
+        while http
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "proxy did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let started = Instant::now();
     let requests: Vec<_> = (0..concurrency)
-        .map(|_| {
+        .map(|i| {
             let http = http.clone();
-            let url = url.clone();
+            let url = format!(
+                "http://127.0.0.1:{}/canvas/api/v1/users/self",
+                ports[i % ports.len()]
+            );
             let jwt = jwt.clone();
             tokio::spawn(async move {
                 http.get(url)
@@ -210,6 +253,8 @@ platforms = ["canvas"]
         serde_json::json!({
             "bench": "refresh_storm",
             "concurrent_requests": concurrency,
+            "instances": instances,
+            "store": if database.is_some() { "postgres" } else { "sqlite" },
             // Canvas's throttle (600 per token) answers the rest 403, as the sandbox does.
             "statuses": statuses,
             "token_endpoint_calls": stats["refresh_token"],

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod app;
 pub mod backoff;
+pub mod body_rewrite;
 pub mod cli;
 pub mod config;
 pub mod crypto;

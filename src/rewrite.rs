@@ -60,6 +60,11 @@ impl Rewriter<'_> {
         self.absolute_url(value)
     }
 
+    /// Rewrites one absolute URL on the LMS origin (a URL found in a body).
+    pub fn absolute(&self, url: &str) -> Option<String> {
+        self.absolute_url(url)
+    }
+
     fn absolute_url(&self, url: &str) -> Option<String> {
         let origin = &self.upstream.origin;
         let head = url.get(..origin.len())?;

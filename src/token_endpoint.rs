@@ -143,15 +143,16 @@ impl OAuthClients {
     }
 
     /// Revokes at the LMS as its provider says: Canvas's `DELETE` with the access token as
-    /// bearer, or an RFC 7009 POST with the token in the form.
+    /// bearer, or an RFC 7009 POST with the token in the form. `Ok(false)`: the LMS has no
+    /// revocation endpoint (Brightspace, Blackboard), so only the local grant goes.
     pub async fn revoke(
         &self,
         platform: &Platform,
         access: &AccessToken,
         refresh: Option<&RefreshToken>,
-    ) -> Result<(), TokenEndpointError> {
+    ) -> Result<bool, TokenEndpointError> {
         let Some(url) = &platform.revoke_url else {
-            return Ok(());
+            return Ok(false);
         };
         let client = self.client(platform)?;
         let request = match platform.provider.revocation() {
@@ -172,7 +173,7 @@ impl OAuthClients {
             .map_err(|e| TokenEndpointError::Unavailable(redact(e)))?;
         let status = response.status();
         if status.is_success() {
-            Ok(())
+            Ok(true)
         } else if status.is_server_error() {
             Err(TokenEndpointError::Unavailable(format!(
                 "revoke answered {status}"

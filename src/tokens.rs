@@ -419,6 +419,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_entry_past_its_ttl_keeps_serving_while_the_store_is_away() {
+        let store = Arc::new(crate::store::memory::MemoryStore::default());
+        let config = TokensConfig {
+            refresh_skew: Duration::from_secs(60),
+            cache_capacity: 10,
+            cache_ttl: Duration::from_millis(50),
+        };
+        let t = Tokens::new(
+            Arc::clone(&store) as Arc<dyn GrantStore>,
+            Arc::new(Crypto::new(&MasterKey([7; 32]))),
+            &config,
+        );
+        t.save(key("u"), record()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        store.set_down(true);
+        let lookup = t.get(&key("u")).await.unwrap();
+        assert_eq!(*lookup.record.unwrap(), record());
+        // A user it never held is an error, not "no grant".
+        assert!(t.get(&key("other")).await.is_err());
+        store.set_down(false);
+        assert!(t.get(&key("other")).await.unwrap().record.is_none());
+    }
+
+    #[tokio::test]
     async fn a_row_copied_to_another_user_does_not_open() {
         let dir = tempfile::tempdir().unwrap();
         let (t, store) = tokens_with_ttl(dir.path(), 7, Duration::from_secs(60)).await;

@@ -483,6 +483,17 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
     }
     let client_secret = c.env_var(&format!("{key}.client_secret_env"), &p.client_secret_env);
     let scopes = p.scopes.clone().unwrap_or_default();
+    if let (Some(provider), true) = (provider, scopes.is_empty()) {
+        if let Some(example) = provider.required_scopes_example() {
+            c.problem(
+                format!("{key}.scopes"),
+                format!(
+                    "{} needs the scopes to ask for, e.g. {example}",
+                    provider.kind()
+                ),
+            );
+        }
+    }
     if let Some(i) = scopes
         .iter()
         .position(|s| s.trim().is_empty() || s.contains(' '))

@@ -150,19 +150,28 @@ pub async fn revoke(
         .await
         .map_err(|e| store_unavailable(&e))?;
     if let Some(record) = taken {
-        if let Err(e) = app
+        let at_lms = app
             .oauth()
             .revoke(
                 &c.platform,
                 &record.access_token,
                 record.refresh_token.as_ref(),
             )
-            .await
-        {
-            tracing::warn!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, error = %e,
-                "revocation at the LMS failed; the grant is deleted here all the same");
+            .await;
+        match at_lms {
+            Ok(true) => {
+                tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user,
+                    "grant revoked at the LMS and deleted here")
+            }
+            Ok(false) => {
+                tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user,
+                    "grant deleted here; this LMS has no revocation endpoint, so its tokens live until they expire")
+            }
+            Err(e) => {
+                tracing::warn!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, error = %e,
+                    "revocation at the LMS failed; the grant is deleted here all the same")
+            }
         }
-        tracing::info!(platform = %c.key.platform, tool = %c.key.tool, user = %c.key.user, "grant revoked");
     }
     Ok(Answer {
         status: 204,

@@ -1,6 +1,7 @@
 //! Brightspace (D2L): OAuth on one host for every tenant, HTTP Basic client authentication,
 //! single-use refresh tokens (every refresh answer carries the next one), who-am-I at
-//! `/d2l/api/lp/1.0/users/whoami`, and a dead token is any 401 (no `WWW-Authenticate`).
+//! `/d2l/api/lp/1.0/users/whoami`, a dead token is any 401 (no `WWW-Authenticate`), the next
+//! page as `Next` in the JSON body, and no revocation endpoint.
 
 use url::Url;
 
@@ -18,8 +19,13 @@ impl Provider for Brightspace {
         Endpoints {
             authorize: Some("https://auth.brightspace.com/oauth2/auth".into()),
             token: Some("https://auth.brightspace.com/core/connect/token".into()),
-            revoke: Some("https://auth.brightspace.com/core/connect/revocation".into()),
+            // None documented: a disconnect deletes the grant here only.
+            revoke: None,
         }
+    }
+
+    fn required_scopes_example(&self) -> Option<&'static str> {
+        Some(r#"scopes = ["core:*:*"]"#)
     }
 
     fn client_auth(&self) -> ClientAuth {
@@ -39,5 +45,9 @@ impl Provider for Brightspace {
 
     fn api_prefix(&self) -> Option<&'static [&'static str]> {
         Some(&["d2l", "api"])
+    }
+
+    fn body_link_field(&self) -> Option<&'static str> {
+        Some("Next")
     }
 }

@@ -60,6 +60,11 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// When the LMS grants nothing without scopes, an example for `check` to show.
+    fn required_scopes_example(&self) -> Option<&'static str> {
+        None
+    }
+
     fn client_auth(&self) -> ClientAuth;
 
     /// How to revoke at the LMS when the config names a revoke URL.
@@ -86,6 +91,13 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
     /// The segments under which the kind's REST API lives: what a route without `allow`
     /// permits. `None`: no known prefix, everything.
     fn api_prefix(&self) -> Option<&'static [&'static str]>;
+
+    /// The top-level field of the kind's JSON answers that holds the next page as an
+    /// absolute URL on the LMS (Brightspace's `Next`), rewritten to the proxy. `None` for
+    /// kinds that paginate in headers, or with paths clients resolve themselves.
+    fn body_link_field(&self) -> Option<&'static str> {
+        None
+    }
 
     /// The segments of the LMS's own login and OAuth endpoints, never on a tool's path unless
     /// a route names the exact path.

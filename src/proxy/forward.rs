@@ -82,6 +82,12 @@ pub fn prepare(upstream: &mut RequestHeader, admitted: &Admitted) -> Result<(), 
     );
     let uri = http::Uri::try_from(path)?;
     upstream.set_uri(uri);
+    // A body the proxy must rewrite has to arrive uncompressed: asked for as such.
+    if platform.provider.body_link_field().is_some()
+        && upstream.headers.contains_key(http::header::ACCEPT_ENCODING)
+    {
+        upstream.remove_header(&http::header::ACCEPT_ENCODING);
+    }
     place_credentials(
         upstream,
         admitted.token.access_token.expose(),

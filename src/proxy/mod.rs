@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::protocols::TcpKeepalive;
@@ -77,6 +78,8 @@ pub struct RequestCtx {
     replay: Replay,
     /// What to answer when the request fails on purpose (a dead grant, no token endpoint).
     final_error: Option<ProxyError>,
+    /// The answer's body, held back to rewrite its next-page link (Brightspace).
+    held_body: Option<crate::body_rewrite::HeldBody>,
 }
 
 impl LmsProxy {
@@ -300,7 +303,7 @@ impl ProxyHttp for LmsProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -324,7 +327,28 @@ impl ProxyHttp for LmsProxy {
             public_base: &route.public_base,
         };
         respond::rewrite_headers(response, &rewriter);
+        if session.req_header().method != http::Method::HEAD {
+            ctx.held_body = respond::hold_body(response, route.platform.provider);
+        }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        let (Some(held), Some(admitted)) = (ctx.held_body.as_mut(), ctx.admitted.as_ref()) else {
+            return Ok(None);
+        };
+        let rewriter = Rewriter {
+            upstream: &admitted.route.platform.upstream,
+            public_base: &admitted.route.public_base,
+        };
+        *body = held.take(body.take(), end_of_stream, &rewriter);
+        Ok(None)
     }
 
     fn error_while_proxy(

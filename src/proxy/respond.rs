@@ -4,7 +4,9 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 
+use crate::body_rewrite::HeldBody;
 use crate::http::Answer;
+use crate::provider::Provider;
 use crate::rewrite::Rewriter;
 
 pub async fn send(session: &mut Session, answer: Answer) -> Result<()> {
@@ -65,4 +67,38 @@ pub fn rewrite_headers(response: &mut ResponseHeader, rewriter: &Rewriter<'_>) {
         }
     }
     response.remove_header(&http::header::SET_COOKIE);
+}
+
+/// Whether this answer's body is held back to rewrite the kind's next-page link: JSON, not
+/// compressed. The length changes, so the answer goes out chunked. A compressed answer (the
+/// proxy asked for none) passes unchanged, with a warning.
+pub fn hold_body(response: &mut ResponseHeader, provider: &dyn Provider) -> Option<HeldBody> {
+    let field = provider.body_link_field()?;
+    if response.status != http::StatusCode::OK {
+        return None;
+    }
+    let header = |name: http::header::HeaderName| {
+        response
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_ascii_lowercase)
+    };
+    if !header(http::header::CONTENT_TYPE).is_some_and(|t| t.contains("json")) {
+        return None;
+    }
+    if let Some(encoding) = header(http::header::CONTENT_ENCODING) {
+        if encoding != "identity" {
+            tracing::warn!(%encoding, "a compressed JSON answer: its {field} link is not rewritten");
+            return None;
+        }
+    }
+    response.remove_header(&http::header::CONTENT_LENGTH);
+    if response
+        .insert_header(http::header::TRANSFER_ENCODING, "chunked")
+        .is_err()
+    {
+        return None;
+    }
+    Some(HeldBody::new(field))
 }

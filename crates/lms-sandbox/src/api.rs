@@ -42,6 +42,10 @@ pub fn router(state: Shared) -> Router {
         .route("/__sandbox/expire", post(admin_expire))
         .route("/__sandbox/revoke_grant", post(admin_revoke_grant))
         .route("/__sandbox/stats", get(admin_stats))
+        // Brightspace's OAuth endpoints (on auth.brightspace.com in real life), same flow.
+        .route("/oauth2/auth", get(oauth::authorize))
+        .route("/core/connect/token", post(oauth::token))
+        .merge(crate::brightspace::routes())
         .with_state(state)
 }
 

@@ -102,7 +102,7 @@ fn start_sandbox(client_secret: String) -> Result<String, String> {
                     client_id: crate::lms::DEFAULT_CLIENT_ID.to_string(),
                     client_secret,
                 };
-                crate::lms::start(listener, None, None, key)
+                crate::lms::start(listener, None, None, key, crate::lms::Kind::Canvas)
             }
             .await;
             let _ = tx.send(started);

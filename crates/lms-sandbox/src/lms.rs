@@ -13,7 +13,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::api;
-pub use crate::state::Sandbox;
+pub use crate::state::{Kind, Sandbox};
 
 #[derive(clap::Args)]
 pub struct SandboxArgs {
@@ -33,6 +33,9 @@ pub struct SandboxArgs {
     /// (default: sandbox-client-secret).
     #[arg(long, default_value = DEFAULT_CLIENT_ID)]
     client_id: String,
+    /// Which LMS to answer as.
+    #[arg(long, value_enum, default_value = "canvas")]
+    kind: Kind,
 }
 
 pub const DEFAULT_CLIENT_ID: &str = "10000000000001";
@@ -63,7 +66,7 @@ pub fn run_cli(args: SandboxArgs) -> Result<(), String> {
             client_secret: std::env::var("SANDBOX_CLIENT_SECRET")
                 .unwrap_or_else(|_| DEFAULT_CLIENT_SECRET.to_string()),
         };
-        let running = start(listener, tls, args.host.as_deref(), key)?;
+        let running = start(listener, tls, args.host.as_deref(), key, args.kind)?;
         // Tests and scripts read this line to learn the port.
         println!("sandbox LMS listening on {running}");
         tokio::signal::ctrl_c().await.map_err(|e| e.to_string())
@@ -76,6 +79,7 @@ pub fn start(
     tls: Option<tokio_rustls::TlsAcceptor>,
     host: Option<&str>,
     key: DeveloperKey,
+    kind: Kind,
 ) -> Result<String, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -83,6 +87,7 @@ pub fn start(
     let origin = format!("{scheme}://{host}:{}", addr.port());
     let state = Arc::new(Sandbox::new(
         origin.clone(),
+        kind,
         key.client_id,
         key.client_secret,
     ));

@@ -16,7 +16,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::state::{Code, GrantState, Sandbox};
+use crate::state::{Code, GrantState, Kind, Sandbox};
 use lms_proxy::crypto::{random_token, sha256};
 use lms_proxy::expiry::now_unix;
 use lms_proxy::http::escape_html;
@@ -103,7 +103,12 @@ fn check_authorize(s: &Sandbox, p: &Params) -> Result<Url, Box<Response>> {
         ));
     }
     if let Some(scope) = p.get("scope") {
-        if scope.split(' ').any(|s| !s.starts_with("url:")) {
+        // Canvas: `url:METHOD|/path`; Brightspace: `group:resource:action`.
+        let valid = |scope: &str| match s.kind {
+            Kind::Canvas => scope.starts_with("url:"),
+            Kind::Brightspace => scope.split(':').count() == 3,
+        };
+        if !scope.split(' ').all(valid) {
             return Err(fail("invalid_scope", "a requested scope is invalid"));
         }
     }
@@ -256,6 +261,18 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     if grant_type == "client_credentials" {
         return client_credentials(&s, &p, settings.access_token_ttl);
     }
+    // Brightspace takes the client's credentials only as HTTP Basic.
+    let basic = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("Basic "));
+    if s.kind == Kind::Brightspace && !basic {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication must be HTTP Basic",
+        );
+    }
     let id = p.get("client_id").map(String::as_str).unwrap_or("");
     let secret = p.get("client_secret").map(String::as_str).unwrap_or("");
     if id != s.client_id {
@@ -266,7 +283,12 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     }
     let answer = match grant_type.as_str() {
         "authorization_code" => authorization_code(&s, &p, settings.access_token_ttl),
-        "refresh_token" => refresh(&s, &p, settings.access_token_ttl, settings.rotate_refresh),
+        "refresh_token" => refresh(
+            &s,
+            &p,
+            settings.access_token_ttl,
+            settings.rotate_refresh || s.kind == Kind::Brightspace,
+        ),
         _ => {
             return oauth_error(
                 StatusCode::BAD_REQUEST,
@@ -277,6 +299,13 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     };
     match answer {
         Ok(mut body) => {
+            if s.kind == Kind::Brightspace {
+                // Brightspace's token answers name no user: the client asks `whoami`.
+                if let Some(fields) = body.as_object_mut() {
+                    fields.remove("user");
+                    fields.remove("canvas_region");
+                }
+            }
             match settings.token_answer.as_str() {
                 "no_user" => {
                     if let Some(fields) = body.as_object_mut() {
@@ -371,7 +400,7 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box
     let refresh = p.get("refresh_token").cloned().unwrap_or_default();
     let mut inner = s.inner();
     let Some(grant) = inner.grants.get(&refresh).cloned() else {
-        if inner.rotated.contains(&refresh) {
+        if inner.rotated.contains(&refresh) || s.kind == Kind::Brightspace {
             return Err(Box::new(oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",

@@ -129,8 +129,21 @@ pub struct Inner {
     pub counters: Counters,
 }
 
+/// Which LMS the sandbox answers as (`--kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// Canvas: client credentials in the form, reusable refresh tokens, `user` in token
+    /// answers, 401 with `WWW-Authenticate`, `Link` pagination, the throttle's 403.
+    Canvas,
+    /// Brightspace: HTTP Basic client credentials, single-use refresh tokens, no user in
+    /// token answers (ask `whoami`), 401 without `WWW-Authenticate`, `Next` in the body,
+    /// 429 with `Retry-After`.
+    Brightspace,
+}
+
 pub struct Sandbox {
     pub origin: String,
+    pub kind: Kind,
     pub client_id: String,
     client_secret: String,
     inner: Mutex<Inner>,
@@ -149,9 +162,10 @@ pub struct Throttle {
 }
 
 impl Sandbox {
-    pub fn new(origin: String, client_id: String, client_secret: String) -> Self {
+    pub fn new(origin: String, kind: Kind, client_id: String, client_secret: String) -> Self {
         Self {
             origin,
+            kind,
             client_id,
             client_secret,
             inner: Mutex::new(Inner::default()),
