@@ -185,3 +185,38 @@ fn route_match_among_50(bencher: divan::Bencher) {
             .map(|m| m.rest.len())
     });
 }
+
+/// A Brightspace ObjectListPage of `members` classlist entries with its `Next` on the LMS.
+fn object_list_page(members: usize) -> Vec<u8> {
+    let objects: Vec<String> = (0..members)
+        .map(|i| {
+            format!(
+                r#"{{"Identifier":"{}","ProfileIdentifier":"p{i}","DisplayName":"Student {i}","Username":"s{i}","OrgDefinedId":"{i:08}","Email":"s{i}@school.example.edu","FirstName":"Stu","LastName":"Dent {i}","RoleId":110,"LastAccessed":"2026-11-29T10:00:00.000Z","IsOnline":false,"ClasslistRoleDisplayName":"Student"}}"#,
+                1000 + i
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"Objects":[{}],"Next":"https://school.brightspace.com/d2l/api/le/1.67/6606/classlist/paged/?bookmark={members}"}}"#,
+        objects.join(",")
+    )
+    .into_bytes()
+}
+
+/// The cost of rewriting `Next` in a Brightspace page: one scan of the body and one copy.
+#[divan::bench(args = [10, 100, 1000])]
+fn next_rewrite_object_list_page(bencher: divan::Bencher, members: usize) {
+    let upstream =
+        Upstream::from_base_url(&url::Url::parse("https://school.brightspace.com").unwrap())
+            .unwrap();
+    let rewriter = Rewriter {
+        upstream: &upstream,
+        public_base: "https://proxy.example.edu/d2l",
+    };
+    let body = object_list_page(members);
+    bencher
+        .counter(divan::counter::BytesCount::new(body.len()))
+        .bench_local(|| {
+            lms_proxy::body_rewrite::rewrite_field(divan::black_box(&body), "Next", &rewriter)
+        });
+}

@@ -1,3 +1,5 @@
+//! The `lms-proxy` binary: installs the one TLS provider, then hands over to the command line.
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

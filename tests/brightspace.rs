@@ -17,58 +17,21 @@ const CLASSLIST: &str = "/d2l/d2l/api/le/1.67/6606/classlist/paged/";
 /// which the quiz tool may use.
 fn brightspace() -> (SandboxLms, Setup) {
     let lms = SandboxLms::start_with(&["--kind", "brightspace"]);
-    let origin = &lms.origin;
-    let setup = Setup::new(
-        origin,
+    let origin = lms.origin.clone();
+    let setup = Setup::new(&origin, "");
+    setup.add_platform(
+        "d2l",
+        "brightspace",
+        &origin,
         &format!(
-            r#"
-[[platforms]]
-id = "d2l"
-kind = "brightspace"
-base_url = "{origin}"
-authorize_url = "{origin}/oauth2/auth"
-token_url = "{origin}/core/connect/token"
-client_id = "10000000000001"
-client_secret_env = "CANVAS_CLIENT_SECRET"
-scopes = ["core:*:*"]
-
-[[routes]]
-prefix = "/d2l"
-platform = "d2l"
-"#
+            "authorize_url = \"{origin}/oauth2/auth\"\ntoken_url = \"{origin}/core/connect/token\"\nscopes = [\"core:*:*\"]"
         ),
     );
-    setup.edit_config(|t| {
-        t.replacen(
-            "platforms = [\"canvas\"]\nreturn_to",
-            "platforms = [\"canvas\", \"d2l\"]\nreturn_to",
-            1,
-        )
-    });
     (lms, setup)
 }
 
 fn import_d2l(setup: &Setup, user: &str, access: &str, refresh: &str, expires_at: i64) {
-    let out = setup.cli(
-        &[
-            "tokens",
-            "import",
-            "-c",
-            "{config}",
-            "--platform",
-            "d2l",
-            "--tool",
-            "quiz",
-        ],
-        Some(&format!(
-            "{{\"user\":\"{user}\",\"access_token\":\"{access}\",\"refresh_token\":\"{refresh}\",\"expires_at\":{expires_at},\"lms_user_id\":\"42\"}}\n"
-        )),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    setup.import_on("d2l", user, (access, refresh), expires_at, "42");
 }
 
 /// Ada connected with a grant from the sandbox expiring at `expires_at` (as the proxy knows
@@ -80,10 +43,6 @@ async fn ada_connected(expires_at: i64) -> (SandboxLms, Setup, Proxy, String, St
     let proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "ada");
     (lms, setup, proxy, jwt, access)
-}
-
-async fn counter(lms: &SandboxLms, name: &str) -> u64 {
-    lms.stats().await[name].as_u64().expect("counter")
 }
 
 #[tokio::test]
@@ -131,7 +90,7 @@ async fn consent_learns_the_user_from_whoami_and_checks_it() {
         "{location}"
     );
     assert_eq!(setup.stored_users(), ["ada"]);
-    assert_eq!(counter(&lms, "authorization_code").await, 2);
+    assert_eq!(lms.counter("authorization_code").await, 2);
 }
 
 #[tokio::test]
@@ -184,10 +143,10 @@ async fn refreshes_rotate_and_a_used_refresh_token_is_never_sent_again() {
     for round in 1..=3 {
         let r = setup.get_as(&jwt, WHOAMI).await;
         assert_eq!(r.status(), 200, "round {round}");
-        assert_eq!(counter(&lms, "refresh_token").await, round);
+        assert_eq!(lms.counter("refresh_token").await, round);
         tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
     }
-    assert_eq!(counter(&lms, "refresh_refused").await, 0);
+    assert_eq!(lms.counter("refresh_refused").await, 0);
 }
 
 #[tokio::test]
@@ -197,7 +156,7 @@ async fn a_401_without_www_authenticate_is_a_dead_token_refreshed_and_replayed()
 
     let r = setup.get_as(&jwt, WHOAMI).await;
     assert_eq!(r.status(), 200);
-    assert_eq!(counter(&lms, "refresh_token").await, 1);
+    assert_eq!(lms.counter("refresh_token").await, 1);
 
     // The user removes the app at the LMS: the refresh is refused, the grant deleted.
     let (other_access, other_refresh) = lms.grant(42, 3600, None).await;
@@ -219,7 +178,7 @@ async fn throttling_passes_through_and_disconnect_deletes_locally() {
     let r = setup.get_as(&jwt, WHOAMI).await;
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "30");
-    assert_eq!(counter(&lms, "refresh_token").await, 0);
+    assert_eq!(lms.counter("refresh_token").await, 0);
 
     let r = client()
         .delete(setup.url("/api/oauth/token/d2l"))
@@ -229,7 +188,7 @@ async fn throttling_passes_through_and_disconnect_deletes_locally() {
         .expect("revoke");
     assert_eq!(r.status(), 204);
     assert!(setup.stored_users().is_empty());
-    assert_eq!(counter(&lms, "revocations").await, 0);
+    assert_eq!(lms.counter("revocations").await, 0);
     let log = proxy
         .log_when(|l| l.contains("no revocation endpoint"))
         .await;

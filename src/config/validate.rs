@@ -350,6 +350,17 @@ fn store(c: &mut Checker<'_>, section: Option<&super::file::StoreSection>) -> Op
     }
 }
 
+/// The configured scopes plus any the kind always needs (Blackboard's `offline`, without
+/// which there is no refresh token), each once.
+fn with_added_scopes(mut scopes: Vec<String>, added: &[&str]) -> Vec<String> {
+    for scope in added {
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push((*scope).to_string());
+        }
+    }
+    scopes
+}
+
 /// A store URL, checked; shared by the config and `lms-proxy store copy`.
 pub enum StoreUrl {
     /// The path as written: relative to the config file's folder, or absolute.
@@ -570,7 +581,7 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
         base_url,
         client_id: p.client_id.clone(),
         client_secret: Secret::new(client_secret?),
-        scopes,
+        scopes: with_added_scopes(scopes, provider.added_scopes()),
         authorize_url: authorize_url??,
         token_url: token_url??,
         revoke_url: revoke_url?,

@@ -1,6 +1,9 @@
 //! Blackboard Learn: OAuth under `/learn/api/public/v1/oauth2/`, HTTP Basic client
-//! authentication, no PKCE by default (older Learn releases lack it), the user named in the
-//! token answer, no revocation, and a dead token is any 401 ("Bearer token is invalid").
+//! authentication, no PKCE by default (older Learn releases lack it), `offline` always asked
+//! for (no refresh token without it), the user named in the token answer (`user_id`), no
+//! revocation, a dead token is any 401 ("Bearer token is invalid"), and `paging.nextPage`
+//! left as it is: it is root-relative, and clients append it to their base URL, which holds
+//! the route prefix.
 
 use url::Url;
 
@@ -24,6 +27,10 @@ impl Provider for Blackboard {
 
     fn pkce_by_default(&self) -> bool {
         false
+    }
+
+    fn added_scopes(&self) -> &'static [&'static str] {
+        &["offline"]
     }
 
     fn client_auth(&self) -> ClientAuth {

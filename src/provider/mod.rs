@@ -60,6 +60,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// Scopes the proxy asks for whatever the config says (Blackboard's `offline`: without
+    /// it there is no refresh token).
+    fn added_scopes(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// When the LMS grants nothing without scopes, an example for `check` to show.
     fn required_scopes_example(&self) -> Option<&'static str> {
         None

@@ -168,6 +168,11 @@ impl SandboxLms {
             .expect("stats json")
     }
 
+    /// One of the sandbox's counters (`refresh_token`, `refresh_refused`, `revocations`, ...).
+    pub async fn counter(&self, name: &str) -> u64 {
+        self.stats().await[name].as_u64().expect("counter")
+    }
+
     pub async fn fill_bucket(&self, token: &str, level: f64) {
         self.admin("throttle", json!({"access_token": token, "level": level}))
             .await;
@@ -285,6 +290,46 @@ client_secret_env = "CANVAS_CLIENT_SECRET"
         });
         self.env
             .insert("LMS_PROXY_DATABASE_URL".into(), url.to_string());
+    }
+
+    /// Adds a platform `id` of `kind` on `lms_origin` with `keys` (TOML lines) and a route
+    /// `/{id}` to it, and lets the quiz tool use it.
+    pub fn add_platform(&self, id: &str, kind: &str, lms_origin: &str, keys: &str) {
+        self.edit_config(|t| {
+            format!(
+                "{}\n[[platforms]]\nid = \"{id}\"\nkind = \"{kind}\"\nbase_url = \"{lms_origin}\"\nclient_id = \"10000000000001\"\nclient_secret_env = \"CANVAS_CLIENT_SECRET\"\n{keys}\n\n[[routes]]\nprefix = \"/{id}\"\nplatform = \"{id}\"\n",
+                t.replacen(
+                    "platforms = [\"canvas\"]\nreturn_to",
+                    &format!("platforms = [\"canvas\", \"{id}\"]\nreturn_to"),
+                    1,
+                )
+            )
+        });
+    }
+
+    /// `tokens import` of one grant for `user` of tool quiz on `platform`.
+    pub fn import_on(
+        &self,
+        platform: &str,
+        user: &str,
+        grant: (&str, &str),
+        expires_at: i64,
+        lms_user_id: &str,
+    ) {
+        let out = self.cli(
+            &[
+                "tokens", "import", "-c", "{config}", "--platform", platform, "--tool", "quiz",
+            ],
+            Some(&format!(
+                "{{\"user\":\"{user}\",\"access_token\":\"{}\",\"refresh_token\":\"{}\",\"expires_at\":{expires_at},\"lms_user_id\":\"{lms_user_id}\"}}\n",
+                grant.0, grant.1
+            )),
+        );
+        assert!(
+            out.status.success(),
+            "import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Rewrites the config file through `edit`.

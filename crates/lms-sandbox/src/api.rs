@@ -46,6 +46,7 @@ pub fn router(state: Shared) -> Router {
         .route("/oauth2/auth", get(oauth::authorize))
         .route("/core/connect/token", post(oauth::token))
         .merge(crate::brightspace::routes())
+        .merge(crate::blackboard::routes())
         .with_state(state)
 }
 

@@ -32,12 +32,7 @@ pub fn routes() -> Router<Shared> {
 
 /// The caller's LMS user id, or Brightspace's refusal.
 fn authorize(state: &Sandbox, headers: &HeaderMap) -> Result<u64, Box<Response>> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .unwrap_or("");
+    let token = crate::state::bearer_of(headers);
     let issued = match state.check(token) {
         Ok(issued) => issued,
         Err(TokenProblem::Invalid | TokenProblem::Expired) => return Err(Box::new(

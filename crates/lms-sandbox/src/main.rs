@@ -7,6 +7,7 @@
 //! the proxy, on the embedded store in a scratch folder, for a newcomer's first run.
 
 mod api;
+mod blackboard;
 mod brightspace;
 mod demo;
 mod lms;

@@ -16,7 +16,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use url::Url;
 
-use crate::state::{Code, GrantState, Kind, Sandbox};
+use crate::state::{blackboard_uuid, Code, GrantState, Kind, Sandbox};
 use lms_proxy::crypto::{random_token, sha256};
 use lms_proxy::expiry::now_unix;
 use lms_proxy::http::escape_html;
@@ -107,6 +107,7 @@ fn check_authorize(s: &Sandbox, p: &Params) -> Result<Url, Box<Response>> {
         let valid = |scope: &str| match s.kind {
             Kind::Canvas => scope.starts_with("url:"),
             Kind::Brightspace => scope.split(':').count() == 3,
+            Kind::Blackboard => ["read", "write", "delete", "offline"].contains(&scope),
         };
         if !scope.split(' ').all(valid) {
             return Err(fail("invalid_scope", "a requested scope is invalid"));
@@ -266,7 +267,7 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("Basic "));
-    if s.kind == Kind::Brightspace && !basic {
+    if matches!(s.kind, Kind::Brightspace | Kind::Blackboard) && !basic {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -287,7 +288,7 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             &s,
             &p,
             settings.access_token_ttl,
-            settings.rotate_refresh || s.kind == Kind::Brightspace,
+            settings.rotate_refresh || s.kind != Kind::Canvas,
         ),
         _ => {
             return oauth_error(
@@ -299,13 +300,7 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     };
     match answer {
         Ok(mut body) => {
-            if s.kind == Kind::Brightspace {
-                // Brightspace's token answers name no user: the client asks `whoami`.
-                if let Some(fields) = body.as_object_mut() {
-                    fields.remove("user");
-                    fields.remove("canvas_region");
-                }
-            }
+            shape_for_kind(s.kind, &mut body);
             match settings.token_answer.as_str() {
                 "no_user" => {
                     if let Some(fields) = body.as_object_mut() {
@@ -322,6 +317,33 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
                 s.inner().counters.refresh_refused += 1;
             }
             *refused
+        }
+    }
+}
+
+/// Brightspace's token answers name no user (the client asks `whoami`); Blackboard's name
+/// the user's UUID as `user_id`, and carry a refresh token only for the `offline` scope.
+fn shape_for_kind(kind: Kind, body: &mut Value) {
+    let Some(fields) = body.as_object_mut() else {
+        return;
+    };
+    if kind == Kind::Canvas {
+        fields.remove("scope");
+        return;
+    }
+    let user = fields.remove("user");
+    fields.remove("canvas_region");
+    if kind == Kind::Blackboard {
+        if let Some(id) = user.as_ref().and_then(|u| u["id"].as_u64()) {
+            fields.insert("user_id".into(), Value::from(blackboard_uuid(id)));
+        }
+        // A grant without scopes (issued through `/__sandbox/tokens`) has them all.
+        let offline = fields
+            .get("scope")
+            .and_then(Value::as_str)
+            .is_none_or(|s| s.is_empty() || s.split(' ').any(|s| s == "offline"));
+        if !offline {
+            fields.remove("refresh_token");
         }
     }
 }
@@ -375,6 +397,7 @@ fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Result<Value, Box<Re
     }
     let refresh = format!("sandbox-refresh~{}", random_token());
     let access = inner.new_access(&refresh, code.user_id, ttl, code.scopes.clone());
+    let scope = code.scopes.as_deref().unwrap_or_default().join(" ");
     inner.grants.insert(
         refresh.clone(),
         GrantState {
@@ -390,6 +413,7 @@ fn authorization_code(s: &Sandbox, p: &Params, ttl: i64) -> Result<Value, Box<Re
         "user": user_json(code.user_id),
         "refresh_token": refresh,
         "expires_in": ttl,
+        "scope": scope,
         "canvas_region": "unknown",
     }))
 }
@@ -400,7 +424,7 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box
     let refresh = p.get("refresh_token").cloned().unwrap_or_default();
     let mut inner = s.inner();
     let Some(grant) = inner.grants.get(&refresh).cloned() else {
-        if inner.rotated.contains(&refresh) || s.kind == Kind::Brightspace {
+        if inner.rotated.contains(&refresh) || s.kind != Kind::Canvas {
             return Err(Box::new(oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
@@ -420,7 +444,10 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box
             "incorrect client",
         )));
     }
-    inner.access.remove(&grant.access);
+    // Canvas kills the previous access token at once; Blackboard lets it live out its time.
+    if s.kind != Kind::Blackboard {
+        inner.access.remove(&grant.access);
+    }
     let current = if rotate {
         inner.grants.remove(&refresh);
         inner.rotated.insert(refresh);
@@ -437,6 +464,7 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box
         },
     );
     let mut body = json!({
+        "scope": grant.scopes.as_deref().unwrap_or_default().join(" "),
         "access_token": access,
         "token_type": "Bearer",
         "user": user_json(grant.user_id),

@@ -139,6 +139,24 @@ pub enum Kind {
     /// token answers (ask `whoami`), 401 without `WWW-Authenticate`, `Next` in the body,
     /// 429 with `Retry-After`.
     Brightspace,
+    /// Blackboard Learn: HTTP Basic, `user_id` (a UUID) in token answers, a refresh token
+    /// only with the `offline` scope, rotating (older access tokens live on), 401 "Bearer
+    /// token is invalid", root-relative `paging.nextPage`, 429 with `Retry-After`.
+    Blackboard,
+}
+
+/// The bearer token of a request, or "" (which no token matches).
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map_or("", str::trim)
+}
+
+/// A Blackboard user's UUID, as token answers and `users/me` give it.
+pub fn blackboard_uuid(user_id: u64) -> String {
+    format!("00000000-0000-4000-8000-{user_id:012}")
 }
 
 pub struct Sandbox {
