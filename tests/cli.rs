@@ -518,3 +518,34 @@ fn check_refuses_a_store_url_that_would_leak_or_travel_in_the_clear() {
         .1
         .contains("sslmode=\"sometimes\" is not one of"));
 }
+
+#[test]
+fn check_names_what_each_kind_is_missing() {
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    // Generic OAuth2 has no endpoints to default to; Brightspace grants nothing without
+    // scopes; any kind needs its client secret in the environment.
+    setup.add_platform("any", "oauth2", "https://sso.example.edu", "");
+    setup.add_platform("d2l", "brightspace", "https://school.brightspace.com", "");
+    setup.add_platform("bb", "blackboard", "https://learn.example.edu", "");
+    setup.edit_config(|t| {
+        let at = t
+            .rfind("client_secret_env = \"CANVAS_CLIENT_SECRET\"")
+            .unwrap();
+        format!(
+            "{}client_secret_env = \"BB_SECRET\"{}",
+            &t[..at],
+            &t[at + "client_secret_env = \"CANVAS_CLIENT_SECRET\"".len()..]
+        )
+    });
+    let out = setup.cli(&["check", "-c", "{config}"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    for expected in [
+        "platforms[2].authorize_url: is required for kind = \"oauth2\"",
+        "platforms[2].token_url: is required for kind = \"oauth2\"",
+        "platforms[3].scopes: brightspace needs the scopes to ask for",
+        "platforms[4].client_secret_env: environment variable BB_SECRET is not set",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
