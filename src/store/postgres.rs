@@ -209,7 +209,10 @@ fn follow_changes(pool: PgPool, writer: String) -> tokio::sync::mpsc::UnboundedR
                 Some(listener) => listener,
                 None => match listen(&pool).await {
                     Ok(listener) => {
-                        let _ = tx.send(Change::Everything);
+                        // The receiver is gone only when the app is: nothing left to tell.
+                        if tx.send(Change::Everything).is_err() {
+                            return;
+                        }
                         listening.insert(listener)
                     }
                     Err(e) => {
@@ -229,7 +232,9 @@ fn follow_changes(pool: PgPool, writer: String) -> tokio::sync::mpsc::UnboundedR
                     }
                     let key =
                         TokenKey::new(PlatformId::new(n.p), ToolId::new(n.t), UserKey::new(n.u));
-                    let _ = tx.send(Change::Grant(key));
+                    if tx.send(Change::Grant(key)).is_err() {
+                        return;
+                    }
                 }
                 // The connection dropped: whatever changed meanwhile was not heard.
                 Ok(None) | Err(_) => {
@@ -552,7 +557,11 @@ impl Drop for PgHeld {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
             self.runtime.spawn(async move {
-                let _ = tx.rollback().await;
+                // A rollback that fails has lost its connection, and PostgreSQL ends the
+                // advisory lock with the connection: the lock is released either way.
+                if let Err(e) = tx.rollback().await {
+                    tracing::debug!(error = %e, "store: a refresh lock ended with its connection");
+                }
             });
         }
     }
