@@ -22,6 +22,8 @@ pub fn platform(id: &str, base: &str) -> Arc<Platform> {
         client_secret: Secret::new("s"),
         scopes: vec![],
         pkce: true,
+        client_auth: crate::provider::ClientAuth::Form,
+        who_consented: None,
         ca_certs: None,
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(60),

@@ -6,12 +6,11 @@
 //! token with `invalid_request`, not `invalid_grant`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::config::{Config, Platform};
+use crate::lms_http::{self, redact, ClientSettings};
 use crate::provider::{ClientAuth, Provider, Revocation};
 use crate::types::{is_lms_user_id_shape, is_token_shape, AccessToken, PlatformId, RefreshToken};
 
@@ -160,11 +159,14 @@ impl OAuthClients {
                 client.delete(url.as_str()).bearer_auth(access.expose())
             }
             Revocation::Rfc7009 => {
-                let token = refresh.map_or(access.expose(), |r| r.expose());
-                client
-                    .post(url.as_str())
-                    .basic_auth(&platform.client_id, Some(platform.client_secret.expose()))
-                    .form(&[("token", token)])
+                // Revoking the refresh token ends the whole grant (RFC 7009 section 2.1).
+                let (token, hint) = match refresh {
+                    Some(r) => (r.expose(), "refresh_token"),
+                    None => (access.expose(), "access_token"),
+                };
+                let mut form = vec![("token", token), ("token_type_hint", hint)];
+                let request = client_authenticated(client.post(url.as_str()), platform, &mut form);
+                request.form(&form)
             }
         };
         let response = request
@@ -192,15 +194,13 @@ impl OAuthClients {
         platform: &Platform,
         access: &AccessToken,
     ) -> Result<Option<String>, TokenEndpointError> {
-        let Some(whoami) = platform.provider.whoami() else {
+        let Some(whoami) = &platform.who_consented else {
             return Ok(None);
         };
-        let (path, field) = (whoami.path, whoami.field);
-        let upstream = &platform.upstream;
-        let url = format!("{}{}{path}", upstream.origin, upstream.base_path);
+        let field = whoami.field.as_str();
         let response = self
             .client(platform)?
-            .get(url)
+            .get(whoami.url.as_str())
             .bearer_auth(access.expose())
             .header("accept", "application/json")
             .send()
@@ -230,17 +230,11 @@ impl OAuthClients {
         mut form: Vec<(&str, &str)>,
     ) -> Result<Grant, TokenEndpointError> {
         let client = self.client(platform)?;
-        let mut request = client.post(platform.token_url.as_str());
-        match platform.provider.client_auth() {
-            ClientAuth::Basic => {
-                request =
-                    request.basic_auth(&platform.client_id, Some(platform.client_secret.expose()));
-            }
-            ClientAuth::Form => {
-                form.push(("client_id", &platform.client_id));
-                form.push(("client_secret", platform.client_secret.expose()));
-            }
-        }
+        let request = client_authenticated(
+            client.post(platform.token_url.as_str()),
+            platform,
+            &mut form,
+        );
         let response = request
             .header("accept", "application/json")
             .form(&form)
@@ -307,6 +301,24 @@ impl OAuthClients {
     }
 }
 
+/// The platform's client authentication, on the request or in its form.
+fn client_authenticated<'a>(
+    request: reqwest::RequestBuilder,
+    platform: &'a Platform,
+    form: &mut Vec<(&str, &'a str)>,
+) -> reqwest::RequestBuilder {
+    match platform.client_auth {
+        ClientAuth::Basic => {
+            request.basic_auth(&platform.client_id, Some(platform.client_secret.expose()))
+        }
+        ClientAuth::Form => {
+            form.push(("client_id", &platform.client_id));
+            form.push(("client_secret", platform.client_secret.expose()));
+            request
+        }
+    }
+}
+
 fn classify_error(provider: &dyn Provider, status: u16, body: &[u8]) -> TokenEndpointError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let error = parsed
@@ -324,47 +336,13 @@ fn classify_error(provider: &dyn Provider, status: u16, body: &[u8]) -> TokenEnd
     }
 }
 
-/// reqwest's errors name the URL; ours never carry query strings, but stay on the safe side.
-fn redact(e: reqwest::Error) -> String {
-    e.without_url().to_string()
-}
-
 fn build_client(platform: &Platform) -> Result<reqwest::Client, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &platform.ca_certs {
-        Some(certs) => {
-            for der in certs {
-                roots
-                    .add(rustls::pki_types::CertificateDer::from(der.clone()))
-                    .map_err(|e| format!("platforms {}: ca_file: {e}", platform.id))?;
-            }
-        }
-        None => {
-            let native = rustls_native_certs::load_native_certs();
-            for cert in native.certs {
-                // A system certificate rustls cannot use is left out; the rest still verify.
-                if let Err(e) = roots.add(cert) {
-                    tracing::debug!(error = %e, "skipped a system CA certificate");
-                }
-            }
-        }
-    }
-    let tls = rustls::ClientConfig::builder()
-        .with_root_certificates(Arc::new(roots))
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .connect_timeout(platform.connect_timeout)
-        .timeout(platform.read_timeout.min(Duration::from_secs(30)) + platform.connect_timeout)
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("lms-proxy/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| {
-            format!(
-                "platforms {}: cannot build the HTTP client: {e}",
-                platform.id
-            )
-        })
+    lms_http::client(ClientSettings {
+        ca_certs: platform.ca_certs.as_deref(),
+        connect_timeout: platform.connect_timeout,
+        read_timeout: platform.read_timeout,
+    })
+    .map_err(|e| format!("platforms {}: {e}", platform.id))
 }
 
 #[cfg(test)]

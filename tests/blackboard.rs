@@ -108,14 +108,7 @@ async fn next_pages_stay_root_relative_and_work_against_the_base_url() {
 #[tokio::test]
 async fn refreshes_rotate_dead_tokens_are_replayed_and_refusals_end_the_grant() {
     let (lms, setup, _proxy, jwt, access) = ada_connected(now() - 1).await;
-    lms.admin("settings", json!({"access_token_ttl": 2})).await;
-    for round in 1..=2 {
-        let r = setup.get_as(&jwt, ME).await;
-        assert_eq!(r.status(), 200, "round {round}");
-        assert_eq!(lms.counter("refresh_token").await, round);
-        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
-    }
-    assert_eq!(lms.counter("refresh_refused").await, 0);
+    refreshes_once_per_round(&lms, &setup, &jwt, ME, 2).await;
     // Blackboard lets an access token issued before a refresh live out its time.
     let r = client()
         .get(format!("{}/learn/api/public/v1/users/me", lms.origin))
@@ -125,25 +118,11 @@ async fn refreshes_rotate_dead_tokens_are_replayed_and_refusals_end_the_grant() 
         .expect("old token");
     assert_eq!(r.status(), 200);
 
-    // A token the LMS no longer takes: 401 with no WWW-Authenticate, refreshed and replayed.
+    // A token the LMS no longer takes: 401 with no WWW-Authenticate, refreshed and replayed;
+    // the grant removed at the LMS: refused, deleted, authorization_required.
     lms.admin("settings", json!({"access_token_ttl": 3600}))
         .await;
-    let (bob_access, bob_refresh) = lms.grant(42, 3600, None).await;
-    setup.import_on("bb", "bob", (&bob_access, &bob_refresh), now() + 3600, ADA);
-    lms.admin("expire", json!({"access_token": bob_access}))
-        .await;
-    let bob = setup.mint("quiz", "bob");
-    let r = setup.get_as(&bob, ME).await;
-    assert_eq!(r.status(), 200);
-
-    // The grant removed at the LMS: refused, deleted, authorization_required.
-    let (cy_access, cy_refresh) = lms.grant(42, 3600, None).await;
-    setup.import_on("bb", "cy", (&cy_access, &cy_refresh), now() + 3600, ADA);
-    lms.admin("revoke_grant", json!({"access_token": cy_access}))
-        .await;
-    let r = setup.get_as(setup.mint("quiz", "cy"), ME).await;
-    assert_eq!(r.status(), 401);
-    assert_eq!(json_of(r).await["error"], "authorization_required");
+    dead_token_replayed_then_refused_grant(&lms, &setup, "bb", ME, ADA).await;
     assert_eq!(setup.stored_users(), ["ada", "bob"]);
 }
 

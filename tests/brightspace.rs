@@ -76,15 +76,7 @@ async fn consent_learns_the_user_from_whoami_and_checks_it() {
 
     // Grace says she is user 43 to the tool but consents as 42: not stored.
     let jwt = setup.mint_with_lms_user("quiz", "grace", "43");
-    let r = setup.get_as(&jwt, WHOAMI).await;
-    let consent = begin_consent(json_of(r).await["authorize_url"].as_str().unwrap()).await;
-    let done = consent.complete(42).await;
-    let location = done
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let location = consent_after_refusal(&setup, &jwt, WHOAMI, 42).await;
     assert!(
         location.contains("lms_proxy_error=lms_user_mismatch"),
         "{location}"
@@ -135,18 +127,10 @@ async fn refreshes_rotate_and_a_used_refresh_token_is_never_sent_again() {
     let (lms, setup) = brightspace();
     let (access, refresh) = lms.grant(42, 3600, None).await;
     import_d2l(&setup, "ada", &access, &refresh, now() - 1);
-    // Each new token lives two seconds: due for a refresh after one.
-    lms.admin("settings", json!({"access_token_ttl": 2})).await;
     let _proxy = setup.start_proxy();
     let jwt = setup.mint("quiz", "ada");
 
-    for round in 1..=3 {
-        let r = setup.get_as(&jwt, WHOAMI).await;
-        assert_eq!(r.status(), 200, "round {round}");
-        assert_eq!(lms.counter("refresh_token").await, round);
-        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
-    }
-    assert_eq!(lms.counter("refresh_refused").await, 0);
+    refreshes_once_per_round(&lms, &setup, &jwt, WHOAMI, 3).await;
 }
 
 #[tokio::test]

@@ -549,3 +549,30 @@ fn check_names_what_each_kind_is_missing() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn check_refuses_generic_oauth2_keys_where_they_cannot_work() {
+    let setup = Setup::new("http://127.0.0.1:1", "");
+    setup.add_platform(
+        "any",
+        "oauth2",
+        "https://sso.example.edu",
+        "authorize_url = \"https://sso.example.edu/auth\"\ntoken_url = \"https://sso.example.edu/token\"\nuser_id_field = \"email\"\nclient_auth = \"private_key_jwt\"",
+    );
+    setup.add_platform(
+        "d2l",
+        "brightspace",
+        "https://school.brightspace.com",
+        "scopes = [\"core:*:*\"]\nissuer = \"https://auth.brightspace.com\"",
+    );
+    let out = setup.cli(&["check", "-c", "{config}"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    for expected in [
+        "platforms[2].user_id_field: needs `userinfo_url`",
+        "platforms[2].client_auth: \"private_key_jwt\" is not one of client_secret_basic, client_secret_post",
+        "platforms[3].issuer: only kind = \"oauth2\" takes this",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -21,7 +21,7 @@ use std::time::Duration;
 use jsonwebtoken::DecodingKey;
 use url::Url;
 
-use crate::provider::Provider;
+use crate::provider::{ClientAuth, Provider};
 use crate::types::{PlatformId, Secret, ToolId};
 
 pub use allow::{AllowRule, MethodMatch, PathPattern, Segment};
@@ -168,11 +168,24 @@ pub struct Platform {
     pub authorize_url: Url,
     pub token_url: Url,
     pub revoke_url: Option<Url>,
+    /// How the proxy authenticates at the token endpoint: the kind's way, or for generic
+    /// OAuth2 what the config or the issuer's metadata says.
+    pub client_auth: ClientAuth,
+    /// Where to learn who consented when the token answer does not say.
+    pub who_consented: Option<UserInfo>,
     pub pkce: bool,
     /// DER certificates trusted for this platform instead of the system roots.
     pub ca_certs: Option<Vec<Vec<u8>>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+}
+
+/// A who-am-I call resolved to an address: the kind's own (Brightspace `whoami`) or a
+/// generic server's userinfo endpoint, and the answer's field naming the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo {
+    pub url: Url,
+    pub field: String,
 }
 
 /// The parts of `base_url` the proxy needs on every request, computed once.

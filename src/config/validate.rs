@@ -14,9 +14,11 @@ use url::Url;
 use super::file::{FileConfig, PlatformSection, RouteSection, ServerSection, ToolSection};
 use super::{
     AllowRule, Config, ConfigError, EnvLookup, MasterKey, Platform, Problem, Route, ServerConfig,
-    StoreConfig, TlsListener, TokensConfig, Tool, ToolJwtKey, Upstream,
+    StoreConfig, TlsListener, TokensConfig, Tool, ToolJwtKey, Upstream, UserInfo,
 };
-use crate::provider::{self, Endpoints};
+use crate::discovery::{self, Metadata};
+use crate::lms_http::ClientSettings;
+use crate::provider::{self, under, ClientAuth, Endpoints, Provider};
 use crate::types::{PlatformId, Secret, ToolId};
 
 const MIN_TOOL_SECRET_BYTES: usize = 32;
@@ -515,31 +517,6 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
         );
     }
 
-    let mut endpoint = |name: &str, given: &Option<String>, default: Option<String>| {
-        let path = format!("{key}.{name}");
-        match given.as_ref().or(default.as_ref()) {
-            Some(value) => c.http_url(&path, value).map(Some),
-            None => Some(None),
-        }
-    };
-    let defaults = match (provider, &base_url) {
-        (Some(provider), Some(base)) => provider.endpoints(base),
-        _ => Endpoints::default(),
-    };
-    let authorize_url = endpoint("authorize_url", &p.authorize_url, defaults.authorize);
-    let token_url = endpoint("token_url", &p.token_url, defaults.token);
-    let revoke_url = endpoint("revoke_url", &p.revoke_url, defaults.revoke);
-    if let Some(provider) = provider.filter(|p| p.needs_endpoints()) {
-        for (name, value) in [("authorize_url", &authorize_url), ("token_url", &token_url)] {
-            if matches!(value, Some(None)) {
-                c.problem(
-                    format!("{key}.{name}"),
-                    format!("is required for kind = \"{}\"", provider.kind()),
-                );
-            }
-        }
-    }
-
     let ca_certs = match &p.ca_file {
         Some(file) => {
             let path = format!("{key}.ca_file");
@@ -567,6 +544,121 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
         60_000,
     );
 
+    let metadata = match (provider, connect_timeout, read_timeout) {
+        (Some(provider), Some(connect_timeout), Some(read_timeout))
+            if p.ca_file.is_none() || ca_certs.is_some() =>
+        {
+            discover(
+                c,
+                key,
+                p,
+                provider,
+                ClientSettings {
+                    ca_certs: ca_certs.as_deref(),
+                    connect_timeout,
+                    read_timeout,
+                },
+            )
+        }
+        _ => None,
+    };
+    let metadata = metadata.as_ref();
+
+    let mut endpoint = |name: &str, given: &Option<String>, default: Option<String>| {
+        let path = format!("{key}.{name}");
+        match given.as_ref().or(default.as_ref()) {
+            Some(value) => c.http_url(&path, value).map(Some),
+            None => Some(None),
+        }
+    };
+    let mut defaults = match (provider, &base_url) {
+        (Some(provider), Some(base)) => provider.endpoints(base),
+        _ => Endpoints::default(),
+    };
+    if let Some(m) = metadata {
+        defaults.authorize = m.authorization_endpoint.clone();
+        defaults.token = m.token_endpoint.clone();
+        defaults.revoke = m.revocation_endpoint.clone();
+    }
+    let authorize_url = endpoint("authorize_url", &p.authorize_url, defaults.authorize);
+    let token_url = endpoint("token_url", &p.token_url, defaults.token);
+    let revoke_url = endpoint("revoke_url", &p.revoke_url, defaults.revoke);
+    let userinfo_url = endpoint(
+        "userinfo_url",
+        &p.userinfo_url,
+        metadata.and_then(|m| m.userinfo_endpoint.clone()),
+    );
+    // An issuer that could not be read is reported once, not also as missing endpoints.
+    let discovery_failed = p.issuer.is_some() && metadata.is_none();
+    if let Some(provider) = provider.filter(|p| p.needs_endpoints() && !discovery_failed) {
+        for (name, value, field) in [
+            ("authorize_url", &authorize_url, "authorization_endpoint"),
+            ("token_url", &token_url, "token_endpoint"),
+        ] {
+            if matches!(value, Some(None)) {
+                let message = if metadata.is_some() {
+                    format!("is required: the issuer's metadata names no {field}")
+                } else {
+                    format!(
+                        "is required for kind = \"{}\" (or name its `issuer`)",
+                        provider.kind()
+                    )
+                };
+                c.problem(format!("{key}.{name}"), message);
+            }
+        }
+    }
+    if let (Some(issuer), Some(_)) = (&p.issuer, metadata) {
+        // Metadata fetched over TLS must not send the secret or a code over plain HTTP.
+        if issuer.starts_with("https:") {
+            for (name, url) in [
+                ("authorize_url", &authorize_url),
+                ("token_url", &token_url),
+                ("revoke_url", &revoke_url),
+                ("userinfo_url", &userinfo_url),
+            ] {
+                if let Some(Some(url)) = url {
+                    if url.scheme() != "https" {
+                        c.problem(
+                            format!("{key}.{name}"),
+                            format!("{url} is not https, but the issuer is"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    let client_auth = client_auth(c, key, p, provider, metadata);
+    let who_consented =
+        match (userinfo_url, &p.user_id_field) {
+            (Some(Some(url)), field) => Some(Some(UserInfo {
+                url,
+                field: field.clone().unwrap_or_else(|| "sub".to_string()),
+            })),
+            (Some(None), Some(_)) => {
+                c.problem(
+                    format!("{key}.user_id_field"),
+                    "needs `userinfo_url` (or an issuer whose metadata names a userinfo_endpoint)",
+                );
+                None
+            }
+            (Some(None), None) => Some(provider.zip(base_url.as_ref()).and_then(
+                |(provider, base)| {
+                    let whoami = provider.whoami()?;
+                    Some(UserInfo {
+                        url: Url::parse(&under(base, whoami.path)?).ok()?,
+                        field: whoami.field.to_string(),
+                    })
+                },
+            )),
+            (None, _) => None,
+        };
+    let pkce = p.pkce.unwrap_or_else(|| match metadata {
+        Some(m) => m.supports_pkce(),
+        None => provider.is_some_and(|p| p.pkce_by_default()),
+    });
+
     let provider = provider?;
     let base_url = base_url?;
     let upstream = Upstream::from_base_url(&base_url)?;
@@ -576,7 +668,9 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
     Some(Platform {
         id: PlatformId::new(p.id.as_str()),
         provider,
-        pkce: p.pkce.unwrap_or(provider.pkce_by_default()),
+        pkce,
+        client_auth: client_auth?,
+        who_consented: who_consented?,
         upstream,
         base_url,
         client_id: p.client_id.clone(),
@@ -589,6 +683,94 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
         connect_timeout: connect_timeout?,
         read_timeout: read_timeout?,
     })
+}
+
+/// The issuer's metadata, for a kind that discovers and a platform that names an issuer.
+/// Keys that only such a kind takes are refused on the others.
+fn discover(
+    c: &mut Checker<'_>,
+    key: &str,
+    p: &PlatformSection,
+    provider: &dyn Provider,
+    settings: ClientSettings<'_>,
+) -> Option<Metadata> {
+    if !provider.discovers() {
+        for (name, set) in [
+            ("issuer", p.issuer.is_some()),
+            ("userinfo_url", p.userinfo_url.is_some()),
+            ("user_id_field", p.user_id_field.is_some()),
+        ] {
+            if set {
+                c.problem(
+                    format!("{key}.{name}"),
+                    format!(
+                        "only kind = \"oauth2\" takes this; {} knows its own",
+                        provider.kind()
+                    ),
+                );
+            }
+        }
+        return None;
+    }
+    let issuer = p.issuer.as_ref()?;
+    let path = format!("{key}.issuer");
+    let url = c.http_url(&path, issuer)?;
+    if url.query().is_some() {
+        c.problem(path, "an issuer has no query (RFC 8414)");
+        return None;
+    }
+    match discovery::fetch_blocking(issuer, settings) {
+        Ok(metadata) => Some(metadata),
+        Err(e) => {
+            c.problem(path, e);
+            None
+        }
+    }
+}
+
+/// `client_auth` as configured, else the first secret-based method the metadata lists,
+/// else the kind's own.
+fn client_auth(
+    c: &mut Checker<'_>,
+    key: &str,
+    p: &PlatformSection,
+    provider: Option<&dyn Provider>,
+    metadata: Option<&Metadata>,
+) -> Option<ClientAuth> {
+    let path = format!("{key}.client_auth");
+    let named = |name: &str| match name {
+        "client_secret_basic" => Some(ClientAuth::Basic),
+        "client_secret_post" => Some(ClientAuth::Form),
+        _ => None,
+    };
+    if let Some(given) = &p.client_auth {
+        let Some(auth) = named(given) else {
+            c.problem(
+                path,
+                format!("{given:?} is not one of client_secret_basic, client_secret_post"),
+            );
+            return None;
+        };
+        if let Some(m) = metadata {
+            if !m.secret_auth_methods().contains(&given.as_str()) {
+                c.problem(path, format!("the issuer's metadata does not list {given}"));
+                return None;
+            }
+        }
+        return Some(auth);
+    }
+    if let Some(m) = metadata {
+        let Some(first) = m.secret_auth_methods().first().and_then(|m| named(m)) else {
+            c.problem(
+                format!("{key}.issuer"),
+                "the token endpoint takes neither client_secret_basic nor client_secret_post; \
+                 lms-proxy authenticates with a client secret",
+            );
+            return None;
+        };
+        return Some(first);
+    }
+    provider.map(|p| p.client_auth())
 }
 
 fn timeout(

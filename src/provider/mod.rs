@@ -56,6 +56,12 @@ pub trait Provider: Send + Sync + std::fmt::Debug {
         false
     }
 
+    /// Whether the kind may name an `issuer` whose metadata gives the endpoints, and a
+    /// userinfo endpoint instead of a built-in who-am-I call (generic OAuth2).
+    fn discovers(&self) -> bool {
+        false
+    }
+
     fn pkce_by_default(&self) -> bool {
         true
     }
@@ -126,7 +132,7 @@ pub fn for_kind(kind: &str) -> Option<&'static dyn Provider> {
 }
 
 /// `base_url` (without a trailing slash) followed by `path`.
-fn under(base: &Url, path: &str) -> Option<String> {
+pub fn under(base: &Url, path: &str) -> Option<String> {
     let mut s = base.as_str().trim_end_matches('/').to_string();
     s.push_str(path);
     Some(s)

@@ -1,6 +1,7 @@
-//! Any OAuth2 server: endpoints from the config, client credentials in the form body, RFC
-//! 7009 revocation, a dead token is a 401 with `WWW-Authenticate` (RFC 6750), and no known
-//! API prefix, so routes permit every path unless they say otherwise.
+//! Any OAuth2 server: endpoints, client authentication and PKCE from the config or from the
+//! issuer's metadata (`discovery`), RFC 7009 revocation, a dead token is a 401 with
+//! `WWW-Authenticate` (RFC 6750), and no known API prefix, so routes permit every path
+//! unless they say otherwise. Without either, client credentials go in HTTP Basic (`client_secret_basic`).
 
 use url::Url;
 
@@ -22,8 +23,14 @@ impl Provider for OAuth2 {
         true
     }
 
+    fn discovers(&self) -> bool {
+        true
+    }
+
+    /// RFC 8414's default when metadata lists no methods, and the one RFC 6749 obliges
+    /// every server to accept.
     fn client_auth(&self) -> ClientAuth {
-        ClientAuth::Form
+        ClientAuth::Basic
     }
 
     fn api_prefix(&self) -> Option<&'static [&'static str]> {

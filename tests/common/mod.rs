@@ -748,3 +748,81 @@ impl Consent {
         self.callback(&callback).await
     }
 }
+
+/// On `platform`, through `path`: tool user "bob", whose access token the LMS no longer
+/// takes, is refreshed and replayed (200); tool user "cy", whose grant the LMS removed, is
+/// refused, deleted here and told `authorization_required`. Each gets a fresh grant of LMS
+/// user 42, known to the proxy as `lms_user_id`.
+pub async fn dead_token_replayed_then_refused_grant(
+    lms: &SandboxLms,
+    setup: &Setup,
+    platform: &str,
+    path: &str,
+    lms_user_id: &str,
+) {
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    setup.import_on(
+        platform,
+        "bob",
+        (&access, &refresh),
+        now() + 3600,
+        lms_user_id,
+    );
+    lms.admin("expire", json!({"access_token": access})).await;
+    let r = setup.get_as(setup.mint("quiz", "bob"), path).await;
+    assert_eq!(r.status(), 200, "a dead token is refreshed and replayed");
+
+    let (access, refresh) = lms.grant(42, 3600, None).await;
+    setup.import_on(
+        platform,
+        "cy",
+        (&access, &refresh),
+        now() + 3600,
+        lms_user_id,
+    );
+    lms.admin("revoke_grant", json!({"access_token": access}))
+        .await;
+    let r = setup.get_as(setup.mint("quiz", "cy"), path).await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(json_of(r).await["error"], "authorization_required");
+    assert!(!setup.stored_users().contains(&"cy".to_string()));
+}
+
+/// The tool user behind `jwt` calls `path`, is told to connect, and consents on the sandbox
+/// as `sandbox_user`: the callback's redirect (`lms_proxy_error=...` when refused).
+pub async fn consent_after_refusal(
+    setup: &Setup,
+    jwt: &str,
+    path: &str,
+    sandbox_user: u64,
+) -> String {
+    let r = setup.get_as(jwt, path).await;
+    assert_eq!(r.status(), 401);
+    let consent = begin_consent(json_of(r).await["authorize_url"].as_str().unwrap()).await;
+    let done = consent.complete(sandbox_user).await;
+    done.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The access token lives 2 s at the LMS and the proxy's copy is due at once: each of
+/// `rounds` calls (1.6 s apart) refreshes exactly once, and with rotation no used refresh
+/// token is ever sent again (`refresh_refused` stays 0).
+pub async fn refreshes_once_per_round(
+    lms: &SandboxLms,
+    setup: &Setup,
+    jwt: &str,
+    path: &str,
+    rounds: u64,
+) {
+    lms.admin("settings", json!({"access_token_ttl": 2})).await;
+    for round in 1..=rounds {
+        let r = setup.get_as(jwt, path).await;
+        assert_eq!(r.status(), 200, "round {round}");
+        assert_eq!(lms.counter("refresh_token").await, round);
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+    }
+    assert_eq!(lms.counter("refresh_refused").await, 0);
+}

@@ -16,6 +16,8 @@ use lms_proxy::crypto::random_token;
 use lms_proxy::expiry::now_unix;
 use lms_proxy::logging::AccessLog;
 
+use crate::state::Kind;
+
 #[derive(clap::Args)]
 pub struct DemoArgs {
     /// Where the proxy listens.
@@ -24,6 +26,71 @@ pub struct DemoArgs {
     /// Folder for the demo's config and SQLite file (default: a new temporary folder).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Which LMS the sandbox answers as, and the proxy's platform kind.
+    #[arg(long, value_enum, default_value = "canvas")]
+    kind: Kind,
+}
+
+/// What the demo shows for each kind: its route, the platform keys the sandbox needs, the
+/// who-am-I call, a paged list, and Ada's id as that LMS names her.
+struct Walkthrough {
+    kind: &'static str,
+    lms: &'static str,
+    route: &'static str,
+    keys: fn(&str) -> String,
+    me: &'static str,
+    list: &'static str,
+    paging: &'static str,
+    lms_user_id: String,
+}
+
+fn walkthrough(kind: Kind) -> Walkthrough {
+    match kind {
+        Kind::Canvas => Walkthrough {
+            kind: "canvas",
+            lms: "Canvas",
+            route: "/canvas",
+            keys: |_| String::new(),
+            me: "/api/v1/users/self",
+            list: "/api/v1/courses?per_page=5",
+            paging: "every Link URL points back at the proxy",
+            lms_user_id: "42".into(),
+        },
+        Kind::Brightspace => Walkthrough {
+            kind: "brightspace",
+            lms: "Brightspace",
+            route: "/brightspace",
+            keys: |lms| {
+                format!(
+                    "authorize_url = \"{lms}/oauth2/auth\"\ntoken_url = \"{lms}/core/connect/token\"\nscopes = [\"core:*:*\"]\n"
+                )
+            },
+            me: "/d2l/api/lp/1.0/users/whoami",
+            list: "/d2l/api/le/1.67/6606/classlist/paged/",
+            paging: "the Next URL in the JSON body points back at the proxy",
+            lms_user_id: "42".into(),
+        },
+        Kind::Blackboard => Walkthrough {
+            kind: "blackboard",
+            lms: "Blackboard Learn",
+            route: "/blackboard",
+            keys: |_| "scopes = [\"read\"]\n".to_string(),
+            me: "/learn/api/public/v1/users/me",
+            list: "/learn/api/public/v3/courses",
+            paging: "paging.nextPage is root-relative: append it to the route's base URL",
+            lms_user_id: crate::state::blackboard_uuid(42),
+        },
+        Kind::Oauth2 => Walkthrough {
+            kind: "oauth2",
+            lms: "a generic OAuth2 server",
+            route: "/generic",
+            keys: |lms| format!("issuer = \"{lms}\"\nscopes = [\"api\"]\n"),
+            me: "/api/v1/users/self",
+            list: "/api/v1/courses?per_page=5",
+            paging: "every Link URL points back at the proxy",
+            lms_user_id: "42".into(),
+        },
+    }
 }
 
 const TOOL_SECRET_VAR: &str = "DEMO_TOOL_SECRET";
@@ -51,9 +118,10 @@ pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
         (TOOL_SECRET_VAR, random_token()),
     ]);
     let client_secret = env.get("CANVAS_CLIENT_SECRET").cloned().unwrap_or_default();
-    let sandbox_origin = start_sandbox(client_secret)?;
+    let sandbox_origin = start_sandbox(client_secret, args.kind)?;
+    let walk = walkthrough(args.kind);
     let public_url = format!("http://{}", args.listen);
-    let config_text = demo_config(&args.listen, &public_url, &sandbox_origin);
+    let config_text = demo_config(&args.listen, &public_url, &sandbox_origin, &walk);
     let config_path = dir.join("lms-proxy.toml");
     std::fs::write(&config_path, &config_text)
         .map_err(|e| format!("error: {}: {e}", config_path.display()))?;
@@ -65,11 +133,11 @@ pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
     let now = now_unix();
     let jwt = encode(
         &Header::default(),
-        &json!({"iss": "demo", "sub": USER, "aud": public_url, "iat": now, "exp": now + 86_000, "lms_user_id": 42}),
+        &json!({"iss": "demo", "sub": USER, "aud": public_url, "iat": now, "exp": now + 86_000, "lms_user_id": walk.lms_user_id}),
         &EncodingKey::from_secret(secret.as_bytes()),
     )
     .map_err(|e| format!("error: {e}"))?;
-    print_steps(&public_url, &sandbox_origin, &dir, scratch, &jwt);
+    print_steps(&walk, &public_url, &sandbox_origin, &dir, scratch, &jwt);
     let served = lms_proxy::server::run(config, access).map_err(|e| format!("error: {e}"));
     if scratch {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -79,7 +147,7 @@ pub fn run(args: DemoArgs, access: AccessLog) -> Result<(), String> {
     served
 }
 
-fn start_sandbox(client_secret: String) -> Result<String, String> {
+fn start_sandbox(client_secret: String, kind: Kind) -> Result<String, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -102,7 +170,7 @@ fn start_sandbox(client_secret: String) -> Result<String, String> {
                     client_id: crate::lms::DEFAULT_CLIENT_ID.to_string(),
                     client_secret,
                 };
-                crate::lms::start(listener, None, None, key, crate::lms::Kind::Canvas)
+                crate::lms::start(listener, None, None, key, kind)
             }
             .await;
             let _ = tx.send(started);
@@ -114,7 +182,8 @@ fn start_sandbox(client_secret: String) -> Result<String, String> {
         .map_err(|e| format!("error: sandbox: {e}"))
 }
 
-fn demo_config(listen: &SocketAddr, public_url: &str, sandbox: &str) -> String {
+fn demo_config(listen: &SocketAddr, public_url: &str, sandbox: &str, walk: &Walkthrough) -> String {
+    let (kind, route, keys) = (walk.kind, walk.route, (walk.keys)(sandbox));
     format!(
         r#"# Written by `lms-sandbox demo` (./dev demo); secrets come from the demo process itself.
 [server]
@@ -127,25 +196,35 @@ threads = 1
 url = "sqlite://lms-proxy.db"
 
 [[platforms]]
-id = "canvas"
-kind = "canvas"
+id = "{kind}"
+kind = "{kind}"
 base_url = "{sandbox}"
 client_id = "10000000000001"
 client_secret_env = "CANVAS_CLIENT_SECRET"
-
+{keys}
 [[routes]]
-prefix = "/canvas"
-platform = "canvas"
+prefix = "{route}"
+platform = "{kind}"
 
 [[tools]]
 id = "demo"
 secret_env = "{TOOL_SECRET_VAR}"
-platforms = ["canvas"]
+platforms = ["{kind}"]
 "#
     )
 }
 
-fn print_steps(public_url: &str, sandbox: &str, dir: &std::path::Path, scratch: bool, jwt: &str) {
+fn print_steps(
+    walk: &Walkthrough,
+    public_url: &str,
+    sandbox: &str,
+    dir: &std::path::Path,
+    scratch: bool,
+    jwt: &str,
+) {
+    let api = format!("{public_url}{}", walk.route);
+    let (me, list, paging, lms, route) = (walk.me, walk.list, walk.paging, walk.lms, walk.route);
+    let id = walk.kind;
     let kept = if scratch {
         "removed when the demo stops; --data-dir DIR keeps them"
     } else {
@@ -154,8 +233,8 @@ fn print_steps(public_url: &str, sandbox: &str, dir: &std::path::Path, scratch: 
     println!(
         r#"
 lms-proxy demo
-  sandbox LMS (Canvas emulator): {sandbox}
-  proxy:                         {public_url}   (route /canvas -> the sandbox)
+  sandbox LMS ({lms}): {sandbox}
+  proxy:       {public_url}   (route {route} -> the sandbox)
   config, SQLite store, cookies: {dir}
                                  ({kept})
 
@@ -167,30 +246,30 @@ Its JWT, as a tool would send it:
 1. Ada has not connected yet: the proxy answers 401 authorization_required with a
    consent URL.
 
-   curl -i -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self
+   curl -i -H "Authorization: Bearer $TOKEN" {api}{me}
 
 2. Open that authorize_url in a browser and click "Authorize as Ada Lovelace".
    Without a browser, curl can play one. The proxy sends the browser to the sandbox's
-   consent page (/login/oauth2/auth) with a state cookie (hence the cookie jar); the
-   page's button goes to /login/oauth2/confirm with the same query plus sandbox_user=42,
-   which is what the third line asks for directly, following the redirects back:
+   consent page with a state cookie (hence the cookie jar); the page's button goes to
+   /login/oauth2/confirm with the same query plus sandbox_user=42, which is what the
+   last line asks for directly, following the redirects back:
 
-   URL=$(curl -s -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self | sed 's/.*"authorize_url":"\([^"]*\)".*/\1/')
+   URL=$(curl -s -H "Authorization: Bearer $TOKEN" {api}{me} | sed 's/.*"authorize_url":"\([^"]*\)".*/\1/')
    AUTH=$(curl -s -c {jar} -o /dev/null -w '%{{redirect_url}}' "$URL")
-   curl -s -L -b {jar} "${{AUTH/\/auth?/\/confirm?}}&sandbox_user=42"
+   curl -s -L -b {jar} "{sandbox}/login/oauth2/confirm?${{AUTH#*\?}}&sandbox_user=42"
 
 3. Now the same call goes through with Ada's LMS token, which the tool never sees:
 
-   curl -s -H "Authorization: Bearer $TOKEN" {public_url}/canvas/api/v1/users/self
+   curl -s -H "Authorization: Bearer $TOKEN" {api}{me}
 
-4. Pagination stays on the proxy: every Link URL points back at {public_url}/canvas.
+4. Pagination stays on the proxy: {paging}.
 
-   curl -s -D - -H "Authorization: Bearer $TOKEN" '{public_url}/canvas/api/v1/courses?per_page=5'
+   curl -s -D - -H "Authorization: Bearer $TOKEN" '{api}{list}'
 
-5. The tool can ask whether Ada is connected, and disconnect her (revoked at the LMS):
+5. The tool can ask whether Ada is connected, and disconnect her:
 
-   curl -s -H "Authorization: Bearer $TOKEN" {public_url}/api/oauth/status/canvas
-   curl -s -X DELETE -H "Authorization: Bearer $TOKEN" {public_url}/api/oauth/token/canvas
+   curl -s -H "Authorization: Bearer $TOKEN" {public_url}/api/oauth/status/{id}
+   curl -s -X DELETE -H "Authorization: Bearer $TOKEN" {public_url}/api/oauth/token/{id}
 
 Stop with Ctrl-C.
 "#,

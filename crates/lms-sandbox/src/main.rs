@@ -10,6 +10,7 @@ mod api;
 mod blackboard;
 mod brightspace;
 mod demo;
+mod generic;
 mod lms;
 mod oauth;
 mod state;

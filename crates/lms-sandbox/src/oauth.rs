@@ -26,7 +26,7 @@ type Params = HashMap<String, String>;
 
 const CODE_LIFETIME_SECS: i64 = 600;
 
-fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     let mut response = (
         status,
         Json(json!({"error": error, "error_description": description})),
@@ -108,6 +108,7 @@ fn check_authorize(s: &Sandbox, p: &Params) -> Result<Url, Box<Response>> {
             Kind::Canvas => scope.starts_with("url:"),
             Kind::Brightspace => scope.split(':').count() == 3,
             Kind::Blackboard => ["read", "write", "delete", "offline"].contains(&scope),
+            Kind::Oauth2 => !scope.is_empty(),
         };
         if !scope.split(' ').all(valid) {
             return Err(fail("invalid_scope", "a requested scope is invalid"));
@@ -199,7 +200,7 @@ pub async fn confirm(State(s): State<Shared>, Query(p): Query<Params>) -> Respon
 }
 
 /// Form or JSON body, client credentials in the body or HTTP Basic.
-fn token_params(headers: &HeaderMap, body: &Bytes) -> Params {
+pub fn token_params(headers: &HeaderMap, body: &Bytes) -> Params {
     let json = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -272,6 +273,14 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "client authentication must be HTTP Basic",
+        );
+    }
+    // The generic server's metadata lists client_secret_post only.
+    if s.kind == Kind::Oauth2 && basic {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication must be client_secret_post",
         );
     }
     let id = p.get("client_id").map(String::as_str).unwrap_or("");

@@ -143,6 +143,10 @@ pub enum Kind {
     /// only with the `offline` scope, rotating (older access tokens live on), 401 "Bearer
     /// token is invalid", root-relative `paging.nextPage`, 429 with `Retry-After`.
     Blackboard,
+    /// A generic OAuth2 server: RFC 8414 metadata, `client_secret_post`, S256 PKCE, rotating
+    /// refresh tokens, no user in token answers (ask userinfo), RFC 7009 revocation; the
+    /// Canvas API behind it.
+    Oauth2,
 }
 
 /// The bearer token of a request, or "" (which no token matches).
