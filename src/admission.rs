@@ -8,13 +8,15 @@ use std::sync::Arc;
 use http::request::Parts;
 
 use crate::app::App;
+use crate::config::{RouteGrant, Tool};
 use crate::errors::ProxyError;
 use crate::identity::{CredentialError, Identity};
 use crate::lifecycle::{Usable, RETRY_AFTER_SECS};
 use crate::routes::{path_problem, RouteEntry};
+use crate::service_tokens::ServiceError;
 use crate::tickets::Ticket;
 use crate::tokens::{TokenError, TokenRecord};
-use crate::types::{PlatformId, TokenKey};
+use crate::types::{PlatformId, ScopeSet, TokenKey};
 
 /// Larger header blocks are refused before any work: no LMS takes more, and pingora's own
 /// limit (1 MiB) would let a tool push a megabyte of headers through to the LMS.
@@ -25,9 +27,16 @@ pub struct Admitted {
     pub route: Arc<RouteEntry>,
     /// The path after the route prefix, always starting with `/`.
     pub rest: String,
-    pub identity: Identity,
-    pub key: TokenKey,
+    pub holder: Holder,
     pub token: Arc<TokenRecord>,
+}
+
+/// Whose token the request carries.
+pub enum Holder {
+    /// A user's grant to the tool.
+    User { identity: Identity, key: TokenKey },
+    /// The platform's LTI service token for these scopes, used on behalf of `tool`.
+    Service { tool: Arc<Tool>, scopes: ScopeSet },
 }
 
 /// What is known about a request so far, for its log line, whether or not it was admitted.
@@ -35,6 +44,8 @@ pub struct Admitted {
 pub struct Facts {
     pub route: Option<Arc<RouteEntry>>,
     pub identity: Option<Identity>,
+    /// The tool, on a route that needs no user.
+    pub service_tool: Option<Arc<Tool>>,
     pub cache_hit: Option<bool>,
 }
 
@@ -68,6 +79,10 @@ pub async fn admit(
     let route = Arc::clone(found.route);
     let rest = found.rest.to_string();
     facts.route = Some(Arc::clone(&route));
+    if let RouteGrant::Service(scopes) = &route.grant {
+        let scopes = scopes.clone();
+        return admit_service(app, req, route, rest, scopes, now, facts).await;
+    }
 
     let identity = app
         .auth()
@@ -95,10 +110,70 @@ pub async fn admit(
     Ok(Admitted {
         route,
         rest,
-        identity,
-        key,
+        holder: Holder::User { identity, key },
         token,
     })
+}
+
+/// A route that carries the platform's LTI service token: the tool's credential is checked
+/// as everywhere (a user is not needed), then the tool's right to the platform and the
+/// allowlist, then the token.
+async fn admit_service(
+    app: &App,
+    req: &Parts,
+    route: Arc<RouteEntry>,
+    rest: String,
+    scopes: ScopeSet,
+    now: i64,
+    facts: &mut Facts,
+) -> Result<Admitted, ProxyError> {
+    let caller = app
+        .auth()
+        .caller_from_headers(&req.headers, now)
+        .inspect_err(|e| tracing::debug!(reason = %e.detail(), "tool credential refused"))?;
+    facts.service_tool = Some(Arc::clone(&caller.tool));
+    if !caller.origins.allow(route.origin) {
+        return Err(CredentialError::WrongAudience.into());
+    }
+    let platform = &route.platform;
+    if !caller.tool.may_use(&platform.id) {
+        return Err(ProxyError::Forbidden(format!(
+            "tool {} may not use platform {}",
+            caller.tool.id, platform.id
+        )));
+    }
+    if !route.allows(&req.method, &rest) {
+        return Err(ProxyError::Forbidden(format!(
+            "{} {} is not in this route's allowlist",
+            req.method, rest
+        )));
+    }
+    let (token, cache_hit) = app
+        .service_tokens()
+        .token(platform, &scopes, now)
+        .await
+        .map_err(service_refusal)?;
+    facts.cache_hit = Some(cache_hit);
+    Ok(Admitted {
+        route,
+        rest,
+        holder: Holder::Service {
+            tool: caller.tool,
+            scopes,
+        },
+        token,
+    })
+}
+
+/// What a service token that could not be had means to the tool: the store's fault or the
+/// LMS's (the reason is in the log already), never the tool's.
+pub fn service_refusal(e: ServiceError) -> ProxyError {
+    match e {
+        ServiceError::Store(e) => store_unavailable(&e),
+        ServiceError::Unavailable(_) => ProxyError::LmsUnavailable {
+            retry_after_secs: RETRY_AFTER_SECS,
+        },
+    }
 }
 
 /// What a lifecycle outcome means to the caller, written once for every path that asks for

@@ -11,6 +11,7 @@ use crate::identity::ToolAuth;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::routes::RouteTable;
+use crate::service_tokens::ServiceTokens;
 use crate::store::{self, Change, NonceStore, Readiness, Stores};
 use crate::token_endpoint::OAuthClients;
 use crate::tokens::Tokens;
@@ -21,6 +22,7 @@ pub struct App {
     auth: ToolAuth,
     crypto: Arc<Crypto>,
     lifecycle: Lifecycle,
+    service_tokens: ServiceTokens,
     oauth: Arc<OAuthClients>,
     nonces: Arc<dyn NonceStore>,
     readiness: Arc<dyn Readiness>,
@@ -61,6 +63,13 @@ impl App {
         let metrics = Arc::new(Metrics::new(
             config.platforms.iter().map(|p| p.id.clone()).collect(),
         ));
+        let service_tokens = ServiceTokens::new(
+            tokens.clone(),
+            Arc::clone(&stores.locks),
+            Arc::clone(&oauth) as _,
+            config.lti_keys.clone(),
+            &config.tokens,
+        );
         let lifecycle = Lifecycle::new(
             tokens,
             stores.locks,
@@ -72,6 +81,7 @@ impl App {
             routes: RouteTable::new(&config),
             auth: ToolAuth::new(&config),
             lifecycle,
+            service_tokens,
             oauth,
             nonces: stores.nonces,
             readiness: stores.readiness,
@@ -100,6 +110,11 @@ impl App {
     /// Users' grants: lookups, refreshes, consent and forgetting.
     pub fn lifecycle(&self) -> &Lifecycle {
         &self.lifecycle
+    }
+
+    /// Platforms' LTI service tokens.
+    pub fn service_tokens(&self) -> &ServiceTokens {
+        &self.service_tokens
     }
 
     /// The LMS token endpoints, for the consent flow: code exchange, who-am-I, revocation.

@@ -19,6 +19,8 @@ pub enum Endpoint {
     Health,
     /// `GET /readyz`: the store answers too.
     Ready,
+    /// `GET /.well-known/jwks.json`: the LTI signing keys' public halves.
+    Jwks,
 }
 
 /// Which methods an endpoint takes.
@@ -38,7 +40,7 @@ struct Entry {
     endpoint: Endpoint,
 }
 
-const TABLE: [Entry; 7] = [
+const TABLE: [Entry; 8] = [
     Entry {
         path: "/oauth/start/",
         namespace: "/oauth/",
@@ -80,6 +82,12 @@ const TABLE: [Entry; 7] = [
         namespace: "/readyz",
         methods: Methods::Get,
         endpoint: Endpoint::Ready,
+    },
+    Entry {
+        path: "/.well-known/jwks.json",
+        namespace: "/.well-known/",
+        methods: Methods::Get,
+        endpoint: Endpoint::Jwks,
     },
 ];
 
@@ -147,10 +155,20 @@ mod tests {
             Some((Endpoint::Health, ""))
         );
         assert_eq!(find(&Method::GET, "/oauth/start/a/b"), None);
+        assert_eq!(
+            find(&Method::GET, "/.well-known/jwks.json"),
+            Some((Endpoint::Jwks, ""))
+        );
         assert_eq!(find(&Method::GET, "/oauth/start/"), None);
         assert_eq!(
             reserved(),
-            ["/oauth/", "/api/oauth/", "/healthz", "/readyz"]
+            [
+                "/oauth/",
+                "/api/oauth/",
+                "/healthz",
+                "/readyz",
+                "/.well-known/"
+            ]
         );
     }
 

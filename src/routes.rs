@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{AllowRule, Config, MethodMatch, Platform, Segment};
+use crate::config::{AllowRule, Config, MethodMatch, Platform, RouteGrant, Segment};
 use crate::identity::Origins;
 use crate::percent::percent_decode;
 use crate::provider;
@@ -16,6 +16,8 @@ pub struct RouteEntry {
     pub prefix: String,
     pub platform: Arc<Platform>,
     pub allow: Option<Vec<AllowRule>>,
+    /// A user's grant, or the platform's LTI service token.
+    pub grant: RouteGrant,
     /// The route's public origin + prefix: what LMS URLs are rewritten to, computed once.
     pub public_base: String,
     /// The route's public origin among the proxy's origins: a tool JWT must name it or
@@ -56,6 +58,7 @@ impl RouteTable {
                     prefix: r.prefix.clone(),
                     platform: Arc::clone(platform),
                     allow: r.allow.clone().or_else(|| default_allow(platform)),
+                    grant: r.grant.clone(),
                     public_base: public_base(&origin, &r.prefix),
                     origin: Origins::one(index),
                 }))
@@ -256,6 +259,7 @@ mod tests {
             prefix: "/canvas".into(),
             platform,
             allow: Some(allow.iter().map(|a| AllowRule::parse(a).unwrap()).collect()),
+            grant: RouteGrant::User,
             public_base: "https://proxy.example.edu/canvas".into(),
             origin: Origins::PUBLIC_URL,
         }
@@ -279,6 +283,7 @@ mod tests {
                     prefix: prefix.to_string(),
                     platform: crate::testing::platform(platform, "https://lms.example.edu"),
                     allow: None,
+                    grant: RouteGrant::User,
                     public_base: String::new(),
                     origin: if host.is_some() {
                         Origins::one(i + 1)

@@ -5,10 +5,15 @@ use std::time::Duration;
 
 use url::Url;
 
-use crate::config::{Platform, Upstream};
+use crate::config::{LtiClient, Platform, Upstream};
 use crate::types::{PlatformId, Secret};
 
 pub fn platform(id: &str, base: &str) -> Arc<Platform> {
+    platform_with_lti(id, base, None)
+}
+
+/// A Canvas platform with an LTI client, or without one.
+pub fn platform_with_lti(id: &str, base: &str, lti: Option<LtiClient>) -> Arc<Platform> {
     let base_url = Url::parse(base).unwrap();
     Arc::new(Platform {
         id: PlatformId::new(id),
@@ -24,6 +29,7 @@ pub fn platform(id: &str, base: &str) -> Arc<Platform> {
         pkce: true,
         client_auth: crate::provider::ClientAuth::Form,
         who_consented: None,
+        lti,
         ca_certs: None,
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(60),

@@ -80,6 +80,31 @@ pub trait RefreshGrant: Send + Sync + 'static {
     ) -> Result<Grant, TokenEndpointError>;
 }
 
+/// The LTI service-token grant, as a port for the same reason.
+#[async_trait::async_trait]
+pub trait ClientCredentialsGrant: Send + Sync + 'static {
+    async fn client_credentials(
+        &self,
+        platform: &Platform,
+        token_url: &url::Url,
+        assertion: &str,
+        scope: &str,
+    ) -> Result<Grant, TokenEndpointError>;
+}
+
+#[async_trait::async_trait]
+impl ClientCredentialsGrant for OAuthClients {
+    async fn client_credentials(
+        &self,
+        platform: &Platform,
+        token_url: &url::Url,
+        assertion: &str,
+        scope: &str,
+    ) -> Result<Grant, TokenEndpointError> {
+        OAuthClients::client_credentials(self, platform, token_url, assertion, scope).await
+    }
+}
+
 #[async_trait::async_trait]
 impl RefreshGrant for OAuthClients {
     async fn refresh(
@@ -235,9 +260,40 @@ impl OAuthClients {
             platform,
             &mut form,
         );
+        self.send_token_request(platform, request, &form).await
+    }
+
+    /// The LTI `client_credentials` grant: the signed assertion is the client's
+    /// authentication, so no secret goes with it.
+    pub async fn client_credentials(
+        &self,
+        platform: &Platform,
+        token_url: &url::Url,
+        assertion: &str,
+        scope: &str,
+    ) -> Result<Grant, TokenEndpointError> {
+        let form = [
+            ("grant_type", "client_credentials"),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", assertion),
+            ("scope", scope),
+        ];
+        let request = self.client(platform)?.post(token_url.as_str());
+        self.send_token_request(platform, request, &form).await
+    }
+
+    async fn send_token_request(
+        &self,
+        platform: &Platform,
+        request: reqwest::RequestBuilder,
+        form: &[(&str, &str)],
+    ) -> Result<Grant, TokenEndpointError> {
         let response = request
             .header("accept", "application/json")
-            .form(&form)
+            .form(form)
             .send()
             .await
             .map_err(|e| TokenEndpointError::Unavailable(redact(e)))?;

@@ -127,6 +127,41 @@ pub fn is_lms_user_id_shape(id: &str) -> bool {
     !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The tool id under which LTI service tokens are stored. Configured tool ids are
+/// `[a-z0-9-]+`, so no tool's grants can ever share these rows.
+pub const SERVICE_TOOL: &str = "@lti";
+
+/// The scopes of an LTI service token, order and repeats aside: routes that list the same
+/// scopes share one token.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScopeSet(Arc<str>);
+
+impl ScopeSet {
+    pub fn new<S: AsRef<str>>(scopes: &[S]) -> ScopeSet {
+        let mut sorted: Vec<&str> = scopes.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        ScopeSet(sorted.join(" ").into())
+    }
+
+    /// Space-separated, as the token request's `scope` takes them.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Where the platform's token for these scopes is stored: a digest of the set, since
+    /// a user key holds at most 255 characters and scope URLs are long.
+    pub fn key(&self, platform: &PlatformId) -> TokenKey {
+        let digest = crate::crypto::sha256(self.0.as_bytes());
+        let user = format!("scopes-{}", hex::encode(&digest[..16]));
+        TokenKey::new(
+            platform.clone(),
+            ToolId::new(SERVICE_TOOL),
+            UserKey::new(user),
+        )
+    }
+}
+
 /// The key under which one user's grant to one tool on one platform is stored.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct TokenKey {

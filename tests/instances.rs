@@ -23,11 +23,26 @@ struct Cluster {
 impl Cluster {
     /// `n` instances on the database at `db_url`, against a new sandbox LMS.
     fn start(n: usize, db_url: &str) -> Self {
+        Self::start_with(n, db_url, "", "", |_| {})
+    }
+
+    /// Like `start`, with `platform_extra` and `extra` TOML as `Setup::with_platform` takes
+    /// them, and `prepare` run on each instance's folder before it starts.
+    fn start_with(
+        n: usize,
+        db_url: &str,
+        platform_extra: &str,
+        extra: &str,
+        prepare: impl Fn(&Setup),
+    ) -> Self {
         let lms = SandboxLms::start();
-        let mut setups: Vec<Setup> = (0..n).map(|_| Setup::new(&lms.origin, "")).collect();
+        let mut setups: Vec<Setup> = (0..n)
+            .map(|_| Setup::with_platform(&lms.origin, platform_extra, extra))
+            .collect();
         let public_url = setups[0].url("");
         for setup in &mut setups {
             setup.on_postgres(db_url, &public_url);
+            prepare(setup);
         }
         let proxies = setups.iter().map(|s| Some(s.start_proxy())).collect();
         Self {
@@ -63,6 +78,36 @@ impl Cluster {
         }
         self.setups[0].import("quiz", &lines);
         names
+    }
+
+    /// `count` requests for `path` with `credential`, all at once, round-robin over the
+    /// instances; the statuses seen, by count.
+    async fn burst(
+        &self,
+        path: &str,
+        credential: &str,
+        count: usize,
+    ) -> std::collections::BTreeMap<u16, usize> {
+        let http = client();
+        let tasks: Vec<_> = (0..count)
+            .map(|i| {
+                let url = self.setups[i % self.setups.len()].url(path);
+                let (http, credential) = (http.clone(), credential.to_string());
+                tokio::spawn(async move {
+                    http.get(url)
+                        .bearer_auth(credential)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                })
+            })
+            .collect();
+        let mut statuses = std::collections::BTreeMap::new();
+        for task in tasks {
+            let status = task.await.expect("task").unwrap_or(0);
+            *statuses.entry(status).or_insert(0) += 1;
+        }
+        statuses
     }
 
     /// `per_user` requests for each user, all at once, spread round-robin over the running
@@ -423,4 +468,50 @@ async fn store_copy_moves_grants_between_sqlite_and_postgres_and_back() {
     let out = copy(&sqlite, "postgres://u:secret@127.0.0.1/x");
     assert_eq!(out.status.code(), Some(1));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_lti_service_token_serves_every_instance_and_is_renewed_once() {
+    let _one_at_a_time = SERIAL.lock().await;
+    let db = TestDb::new().await;
+    let nrps = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly";
+    let pem = lms_proxy::lti_keys::generate_pem(2048).expect("key");
+    let cluster = Cluster::start_with(
+        3,
+        &db.url,
+        "lti_client_id = \"10000000000001\"",
+        &format!(
+            "\n[[routes]]\nprefix = \"/canvas-lti\"\nplatform = \"canvas\"\ngrant = \"client_credentials\"\nscopes = [\"{nrps}\"]\n\n[lti]\nsigning_keys = [\"lti.pem\"]\n"
+        ),
+        |setup| std::fs::write(setup.config_path().with_file_name("lti.pem"), &pem).expect("key file"),
+    );
+    cluster
+        .lms
+        .admin(
+            "lti",
+            json!({"jwks_url": cluster.setups[0].url("/.well-known/jwks.json")}),
+        )
+        .await;
+    let now = now();
+    let job = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"iss": "quiz", "aud": cluster.public_url, "iat": now, "exp": now + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(TOOL_SECRET.as_bytes()),
+    )
+    .expect("jwt");
+    let roster = "/canvas-lti/api/lti/courses/7/names_and_roles";
+
+    let statuses = cluster.burst(roster, &job, 60).await;
+    assert!(all_ok(&statuses, 60), "{statuses:?}");
+    assert_eq!(cluster.lms.counter("client_credentials").await, 1);
+
+    // Dead at the LMS: every instance finds it rejected; one new token for all of them.
+    cluster
+        .lms
+        .admin("lti", json!({"expire_tokens": true}))
+        .await;
+    let statuses = cluster.burst(roster, &job, 90).await;
+    assert!(all_ok(&statuses, 90), "{statuses:?}");
+    assert_eq!(cluster.lms.counter("client_credentials").await, 2);
+    assert_eq!(cluster.lms.counter("client_credentials_refused").await, 0);
 }

@@ -281,35 +281,53 @@ async fn pkce_and_expiry() {
 #[tokio::test]
 async fn client_credentials_for_lti_services() {
     let lms = SandboxLms::start();
-    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
-    let assertion = format!(
-        "{}.{}.sig",
-        b64(json!({"alg":"RS256","kid":"k1"})),
-        b64(
-            json!({"iss":"tool","sub":"10000000000001","aud":format!("{}/login/oauth2/token", lms.origin),"iat":1,"exp":2,"jti":"j"})
-        )
-    );
-    let (status, body, _) = token_call(
-        &lms,
-        &[
-            ("grant_type", "client_credentials"),
-            (
-                "client_assertion_type",
-                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-            ),
-            ("client_assertion", &assertion),
-            (
-                "scope",
-                "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-            ),
-        ],
-    )
-    .await;
-    assert_eq!(status, 200);
+    let pem = lms_proxy::lti_keys::generate_pem(2048).unwrap();
+    let key = lms_proxy::lti_keys::SigningKey::from_pem(pem.as_bytes()).unwrap();
+    lms.admin("lti", json!({"jwks": {"keys": [key.jwk()]}}))
+        .await;
+    let keys = lms_proxy::lti_keys::SigningKeys::new(vec![key]).unwrap();
+    let token_url = format!("{}/login/oauth2/token", lms.origin);
+    let assertion = |claims: Value| keys.sign(&claims).unwrap();
+    let claims = |jti: &str, iat: i64| json!({"iss":"10000000000001","sub":"10000000000001","aud":token_url,"iat":iat,"exp":now() + 300,"jti":jti});
+    let ask = |assertion: String| {
+        let lms = &lms;
+        async move {
+            token_call(
+                lms,
+                &[
+                    ("grant_type", "client_credentials"),
+                    (
+                        "client_assertion_type",
+                        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    ),
+                    ("client_assertion", &assertion),
+                    (
+                        "scope",
+                        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+                    ),
+                ],
+            )
+            .await
+        }
+    };
+    let (status, body, _) = ask(assertion(claims("j1", now()))).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(
         body["scope"],
         "https://purl.imsglobal.org/spec/lti-ags/scope/score"
     );
-    assert_eq!(lms.stats().await["client_credentials"], 1);
+    // A jti seen before, an iat too old or too far ahead, another audience, a forged
+    // signature: each refused.
+    assert_eq!(ask(assertion(claims("j1", now()))).await.0, 400);
+    assert_eq!(ask(assertion(claims("j2", now() - 400))).await.0, 400);
+    assert_eq!(ask(assertion(claims("j3", now() + 120))).await.0, 400);
+    let mut elsewhere = claims("j4", now());
+    elsewhere["aud"] = Value::from("https://other.example.edu/login/oauth2/token");
+    assert_eq!(ask(assertion(elsewhere)).await.0, 401);
+    let good = assertion(claims("j5", now()));
+    let forged = format!("{}x", &good[..good.len() - 1]);
+    assert_eq!(ask(forged).await.0, 401);
+    assert_eq!(lms.stats().await["client_credentials"], 6);
+    assert_eq!(lms.stats().await["client_credentials_refused"], 5);
 }

@@ -1,8 +1,9 @@
-//! The command line: `run`, `check`, `mint`, `tokens ...`, `store copy`. The sandbox LMS and the demo are
+//! The command line: `run`, `check`, `mint`, `tokens ...`, `store copy`, `keys new`. The sandbox LMS and the demo are
 //! the `lms-sandbox` binary's, outside the product.
 //!
 //! Exit codes: 0 ok, 1 bad config or failed command, 2 bad usage (clap's own).
 
+mod keys_cmd;
 mod mint;
 mod store_cmd;
 mod tokens_cmd;
@@ -43,6 +44,9 @@ enum Command {
     /// Move grants between stores (SQLite <-> PostgreSQL).
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
+    /// Make LTI signing keys.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
 }
 
 #[derive(clap::Args)]
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Mint(args) => mint::run(args),
         Command::Tokens(cmd) => tokens_cmd::run(cmd),
         Command::Store(cmd) => store_cmd::run(cmd),
+        Command::Keys(cmd) => keys_cmd::run(cmd),
     };
     logs.access.flush();
     exit_code(result)

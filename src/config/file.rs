@@ -17,6 +17,8 @@ pub struct FileConfig {
     pub routes: Vec<RouteSection>,
     #[serde(default)]
     pub tools: Vec<ToolSection>,
+    #[serde(default)]
+    pub lti: Option<LtiSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,9 @@ pub struct PlatformSection {
     pub userinfo_url: Option<String>,
     pub user_id_field: Option<String>,
     pub pkce: Option<bool>,
+    pub lti_client_id: Option<String>,
+    pub lti_token_url: Option<String>,
+    pub lti_token_aud: Option<String>,
     pub ca_file: Option<String>,
     pub connect_timeout_ms: Option<u64>,
     pub read_timeout_ms: Option<u64>,
@@ -84,6 +89,15 @@ pub struct RouteSection {
     pub prefix: Option<String>,
     pub platform: String,
     pub allow: Option<Vec<String>>,
+    pub grant: Option<String>,
+    pub scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LtiSection {
+    #[serde(default)]
+    pub signing_keys: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

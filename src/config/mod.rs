@@ -21,8 +21,9 @@ use std::time::Duration;
 use jsonwebtoken::DecodingKey;
 use url::Url;
 
+use crate::lti_keys::SigningKeys;
 use crate::provider::{ClientAuth, Provider};
-use crate::types::{PlatformId, Secret, ToolId};
+use crate::types::{PlatformId, ScopeSet, Secret, ToolId};
 
 pub use allow::{AllowRule, MethodMatch, PathPattern, Segment};
 pub use validate::decode_master_key;
@@ -43,6 +44,9 @@ pub struct Config {
     pub platforms: Vec<Arc<Platform>>,
     pub routes: Vec<Route>,
     pub tools: Vec<Arc<Tool>>,
+    /// `[lti] signing_keys`: what signs LTI client assertions and `/.well-known/jwks.json`
+    /// publishes.
+    pub lti_keys: Option<Arc<SigningKeys>>,
 }
 
 impl Config {
@@ -174,10 +178,21 @@ pub struct Platform {
     /// Where to learn who consented when the token answer does not say.
     pub who_consented: Option<UserInfo>,
     pub pkce: bool,
+    /// The tool's LTI 1.3 registration on this LMS, for service tokens.
+    pub lti: Option<LtiClient>,
     /// DER certificates trusted for this platform instead of the system roots.
     pub ca_certs: Option<Vec<Vec<u8>>>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+}
+
+/// An LTI 1.3 client: who the assertion says it is, and where and for whom it is posted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LtiClient {
+    pub client_id: String,
+    pub token_url: Url,
+    /// The assertion's `aud`: Canvas wants its token URL.
+    pub aud: String,
 }
 
 /// A who-am-I call resolved to an address: the kind's own (Brightspace `whoami`) or a
@@ -237,6 +252,16 @@ pub struct Route {
     pub prefix: String,
     pub platform: PlatformId,
     pub allow: Option<Vec<AllowRule>>,
+    pub grant: RouteGrant,
+}
+
+/// Whose token a route's requests carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteGrant {
+    /// The tool's user's own grant (the default).
+    User,
+    /// The platform's LTI service token for these scopes (`grant = "client_credentials"`).
+    Service(ScopeSet),
 }
 
 #[derive(Debug)]

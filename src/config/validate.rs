@@ -13,13 +13,15 @@ use url::Url;
 
 use super::file::{FileConfig, PlatformSection, RouteSection, ServerSection, ToolSection};
 use super::{
-    AllowRule, Config, ConfigError, EnvLookup, MasterKey, Platform, Problem, Route, ServerConfig,
-    StoreConfig, TlsListener, TokensConfig, Tool, ToolJwtKey, Upstream, UserInfo,
+    AllowRule, Config, ConfigError, EnvLookup, LtiClient, MasterKey, Platform, Problem, Route,
+    RouteGrant, ServerConfig, StoreConfig, TlsListener, TokensConfig, Tool, ToolJwtKey, Upstream,
+    UserInfo,
 };
 use crate::discovery::{self, Metadata};
 use crate::lms_http::ClientSettings;
+use crate::lti_keys::{SigningKey, SigningKeys};
 use crate::provider::{self, under, ClientAuth, Endpoints, Provider};
-use crate::types::{PlatformId, Secret, ToolId};
+use crate::types::{PlatformId, ScopeSet, Secret, ToolId};
 
 const MIN_TOOL_SECRET_BYTES: usize = 32;
 const MAX_THREADS: u64 = 1024;
@@ -203,6 +205,14 @@ pub fn validate(
     }
 
     shared_tool_credentials(&mut c, &raw.tools, &tools);
+    let lti_keys = lti_keys(&mut c, raw.lti.as_ref());
+    service_routes(
+        &mut c,
+        &routes,
+        &platforms,
+        lti_keys.as_ref(),
+        raw.lti.is_some(),
+    );
 
     match (server, store) {
         (Some(server), Some(store)) if c.problems.is_empty() => Ok(Config {
@@ -212,6 +222,7 @@ pub fn validate(
             platforms,
             routes,
             tools,
+            lti_keys,
         }),
         _ => Err(ConfigError {
             problems: c.problems,
@@ -507,15 +518,7 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
             );
         }
     }
-    if let Some(i) = scopes
-        .iter()
-        .position(|s| s.trim().is_empty() || s.contains(' '))
-    {
-        c.problem(
-            format!("{key}.scopes[{i}]"),
-            "a scope must be non-empty and without spaces",
-        );
-    }
+    scope_words(c, key, &scopes);
 
     let ca_certs = match &p.ca_file {
         Some(file) => {
@@ -654,6 +657,7 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
             )),
             (None, _) => None,
         };
+    let lti = lti_client(c, key, p, token_url.as_ref().and_then(Option::as_ref));
     let pkce = p.pkce.unwrap_or_else(|| match metadata {
         Some(m) => m.supports_pkce(),
         None => provider.is_some_and(|p| p.pkce_by_default()),
@@ -669,6 +673,7 @@ fn platform(c: &mut Checker<'_>, key: &str, p: &PlatformSection) -> Option<Platf
         id: PlatformId::new(p.id.as_str()),
         provider,
         pkce,
+        lti: lti?,
         client_auth: client_auth?,
         who_consented: who_consented?,
         upstream,
@@ -724,6 +729,127 @@ fn discover(
         Err(e) => {
             c.problem(path, e);
             None
+        }
+    }
+}
+
+/// Scopes travel space-separated: one holding a space would be two.
+fn scope_words(c: &mut Checker<'_>, key: &str, scopes: &[String]) {
+    if let Some(i) = scopes
+        .iter()
+        .position(|s| s.trim().is_empty() || s.contains(' '))
+    {
+        c.problem(
+            format!("{key}.scopes[{i}]"),
+            "a scope must be non-empty and without spaces",
+        );
+    }
+}
+
+/// The platform's LTI client, when it names one: the token URL and `aud` default to the
+/// platform's token URL, as Canvas wants them.
+fn lti_client(
+    c: &mut Checker<'_>,
+    key: &str,
+    p: &PlatformSection,
+    token_url: Option<&Url>,
+) -> Option<Option<LtiClient>> {
+    let Some(client_id) = &p.lti_client_id else {
+        for (name, set) in [
+            ("lti_token_url", p.lti_token_url.is_some()),
+            ("lti_token_aud", p.lti_token_aud.is_some()),
+        ] {
+            if set {
+                c.problem(format!("{key}.{name}"), "needs lti_client_id");
+            }
+        }
+        return Some(None);
+    };
+    if client_id.is_empty() {
+        c.problem(format!("{key}.lti_client_id"), "must not be empty");
+        return None;
+    }
+    let url = match &p.lti_token_url {
+        Some(given) => c.http_url(&format!("{key}.lti_token_url"), given)?,
+        None => match token_url {
+            Some(url) => url.clone(),
+            None => {
+                c.problem(
+                    format!("{key}.lti_token_url"),
+                    "is required: the platform has no token_url to default to",
+                );
+                return None;
+            }
+        },
+    };
+    let aud = p.lti_token_aud.clone().unwrap_or_else(|| url.to_string());
+    Some(Some(LtiClient {
+        client_id: client_id.clone(),
+        token_url: url,
+        aud,
+    }))
+}
+
+/// `[lti] signing_keys`: every file a usable RSA key.
+fn lti_keys(
+    c: &mut Checker<'_>,
+    section: Option<&super::file::LtiSection>,
+) -> Option<Arc<SigningKeys>> {
+    let section = section?;
+    if section.signing_keys.is_empty() {
+        c.problem(
+            "lti.signing_keys",
+            "list at least one PEM key file (lms-proxy keys new --out FILE makes one)",
+        );
+        return None;
+    }
+    let mut keys = Vec::new();
+    for (i, file) in section.signing_keys.iter().enumerate() {
+        let path = format!("lti.signing_keys[{i}]");
+        let Some(resolved) = c.existing_file(&path, file) else {
+            continue;
+        };
+        match std::fs::read(&resolved)
+            .map_err(|e| format!("cannot read {}: {e}", resolved.display()))
+            .and_then(|pem| SigningKey::from_pem(&pem))
+        {
+            Ok(key) => keys.push(key),
+            Err(e) => c.problem(path, e),
+        }
+    }
+    if keys.len() != section.signing_keys.len() {
+        return None;
+    }
+    SigningKeys::new(keys).map(Arc::new)
+}
+
+/// A service-token route needs its platform's LTI client and a key to sign with.
+fn service_routes(
+    c: &mut Checker<'_>,
+    routes: &[Route],
+    platforms: &[Arc<Platform>],
+    keys: Option<&Arc<SigningKeys>>,
+    lti_section: bool,
+) {
+    for (i, route) in routes.iter().enumerate() {
+        if route.grant == RouteGrant::User {
+            continue;
+        }
+        let platform = platforms.iter().find(|p| p.id == route.platform);
+        if platform.is_some_and(|p| p.lti.is_none()) {
+            c.problem(
+                format!("routes[{i}].platform"),
+                format!(
+                    "grant = \"client_credentials\" needs lti_client_id on platform {:?}",
+                    route.platform.as_str()
+                ),
+            );
+        }
+        if keys.is_none() && !lti_section {
+            c.problem(
+                format!("routes[{i}].grant"),
+                "client_credentials needs [lti] signing_keys to sign its assertions with",
+            );
         }
     }
 }
@@ -857,11 +983,40 @@ fn route(
         }
         None => None,
     };
+    let grant = match (r.grant.as_deref(), &r.scopes) {
+        (None | Some("user"), None) => Some(RouteGrant::User),
+        (None | Some("user"), Some(_)) => {
+            c.problem(
+                format!("{key}.scopes"),
+                "only a route with grant = \"client_credentials\" takes scopes (a user's come from the platform)",
+            );
+            None
+        }
+        (Some("client_credentials"), Some(scopes)) if !scopes.is_empty() => {
+            scope_words(c, key, scopes);
+            Some(RouteGrant::Service(ScopeSet::new(scopes)))
+        }
+        (Some("client_credentials"), _) => {
+            c.problem(
+                format!("{key}.scopes"),
+                "grant = \"client_credentials\" needs the LTI scopes to ask for, e.g. [\"https://purl.imsglobal.org/spec/lti-ags/scope/score\"]",
+            );
+            None
+        }
+        (Some(other), _) => {
+            c.problem(
+                format!("{key}.grant"),
+                format!("{other:?} is not one of user, client_credentials"),
+            );
+            None
+        }
+    };
     Some(Route {
         host,
         prefix: prefix?,
         platform: PlatformId::new(r.platform.as_str()),
         allow,
+        grant: grant?,
     })
 }
 

@@ -42,6 +42,37 @@ pub struct Identity {
     pub origins: Origins,
 }
 
+/// An authenticated tool, with the user it names if it names one. Requests for a user's
+/// grant need the user ([`Caller::identity`]); those for an LTI service token do not.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tool: Arc<Tool>,
+    pub user: Option<UserKey>,
+    pub lms_user_id: Option<String>,
+    pub via_jwt: bool,
+    pub origins: Origins,
+}
+
+impl Caller {
+    /// The caller as a user of the tool, or the error for a credential that names none.
+    pub fn identity(self) -> Result<Identity, CredentialError> {
+        let Some(user) = self.user else {
+            return Err(if self.via_jwt {
+                CredentialError::MissingClaim("sub".into())
+            } else {
+                CredentialError::MissingUserHeader
+            });
+        };
+        Ok(Identity {
+            tool: self.tool,
+            user,
+            lms_user_id: self.lms_user_id,
+            via_jwt: self.via_jwt,
+            origins: self.origins,
+        })
+    }
+}
+
 /// A set of the proxy's origins, as bits: checked on every request, so no strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Origins(pub u64);
@@ -161,7 +192,7 @@ impl LmsUserId {
 }
 
 struct Verified {
-    identity: Identity,
+    caller: Caller,
     exp: i64,
 }
 
@@ -174,7 +205,7 @@ pub struct ToolAuth {
     /// `Config::origins()`: the `aud` values a tool JWT may carry, in bit order.
     audiences: Vec<String>,
     max_ttl_secs: u64,
-    verified: VerifiedCache<Identity>,
+    verified: VerifiedCache<Caller>,
 }
 
 impl ToolAuth {
@@ -198,16 +229,28 @@ impl ToolAuth {
         }
     }
 
-    /// Authenticates a request from its `Authorization` and `X-LMS-User` header values.
+    /// Authenticates a request from its `Authorization` and `X-LMS-User` header values: a
+    /// tool and one of its users.
     pub fn authenticate(
         &self,
         authorization: Option<&[u8]>,
         x_lms_user: Option<&[u8]>,
         now: i64,
     ) -> Result<Identity, CredentialError> {
+        self.caller(authorization, x_lms_user, now)?.identity()
+    }
+
+    /// A tool, with or without a user: the credential checked exactly as for a user, only
+    /// the user may be absent.
+    pub fn caller(
+        &self,
+        authorization: Option<&[u8]>,
+        x_lms_user: Option<&[u8]>,
+        now: i64,
+    ) -> Result<Caller, CredentialError> {
         let credential = bearer(authorization.ok_or(CredentialError::Missing)?)?;
         if looks_like_jwt(credential) {
-            self.verify_jwt(credential, now)
+            self.verify_jwt_caller(credential, now)
         } else {
             self.check_api_key(credential, x_lms_user)
         }
@@ -219,7 +262,15 @@ impl ToolAuth {
         headers: &http::HeaderMap,
         now: i64,
     ) -> Result<Identity, CredentialError> {
-        self.authenticate(
+        self.caller_from_headers(headers, now)?.identity()
+    }
+
+    pub fn caller_from_headers(
+        &self,
+        headers: &http::HeaderMap,
+        now: i64,
+    ) -> Result<Caller, CredentialError> {
+        self.caller(
             headers
                 .get(http::header::AUTHORIZATION)
                 .map(|v| v.as_bytes()),
@@ -230,16 +281,20 @@ impl ToolAuth {
 
     /// Verifies a tool JWT on its own (the browser-facing `/oauth/start?token=` uses it too).
     pub fn verify_jwt(&self, jwt: &str, now: i64) -> Result<Identity, CredentialError> {
+        self.verify_jwt_caller(jwt, now)?.identity()
+    }
+
+    fn verify_jwt_caller(&self, jwt: &str, now: i64) -> Result<Caller, CredentialError> {
         let digest = sha256(jwt.as_bytes());
-        if let Some(identity) = self.verified.get(&digest, now) {
-            return Ok(identity);
+        if let Some(caller) = self.verified.get(&digest, now) {
+            return Ok(caller);
         }
         // Also the path of a remembered JWT that has just expired: checked again, refused.
         let verified = self.verify_jwt_uncached(jwt, now)?;
         let until = verified.exp.saturating_add(LEEWAY_SECS);
         self.verified
-            .insert(digest, verified.identity.clone(), until, now);
-        Ok(verified.identity)
+            .insert(digest, verified.caller.clone(), until, now);
+        Ok(verified.caller)
     }
 
     fn verify_jwt_uncached(&self, jwt: &str, now: i64) -> Result<Verified, CredentialError> {
@@ -281,13 +336,14 @@ impl ToolAuth {
         if remaining > self.max_ttl_secs as i64 {
             return Err(CredentialError::TooLongLived(self.max_ttl_secs));
         }
-        let sub = claims
-            .sub
-            .ok_or_else(|| CredentialError::MissingClaim("sub".into()))?;
-        let user = user_key(sub.as_bytes()).ok_or(CredentialError::BadSubject)?;
+        // A JWT without `sub` is good only where no user is needed (service-token routes).
+        let user = match claims.sub {
+            Some(sub) => Some(user_key(sub.as_bytes()).ok_or(CredentialError::BadSubject)?),
+            None => None,
+        };
         let origins = self.origins_named(claims.aud.as_ref());
         Ok(Verified {
-            identity: Identity {
+            caller: Caller {
                 tool: Arc::clone(tool),
                 user,
                 lms_user_id: claims.lms_user_id.map(LmsUserId::into_string),
@@ -316,7 +372,7 @@ impl ToolAuth {
         &self,
         key: &str,
         x_lms_user: Option<&[u8]>,
-    ) -> Result<Identity, CredentialError> {
+    ) -> Result<Caller, CredentialError> {
         let digest = sha256(key.as_bytes());
         // Every configured key is compared, in constant time, whatever matches first.
         let mut found: Option<&Arc<Tool>> = None;
@@ -326,9 +382,11 @@ impl ToolAuth {
             }
         }
         let tool = found.ok_or(CredentialError::UnknownApiKey)?;
-        let user = user_key(x_lms_user.ok_or(CredentialError::MissingUserHeader)?)
-            .ok_or(CredentialError::BadUserHeader)?;
-        Ok(Identity {
+        let user = match x_lms_user {
+            Some(header) => Some(user_key(header).ok_or(CredentialError::BadUserHeader)?),
+            None => None,
+        };
+        Ok(Caller {
             tool: Arc::clone(tool),
             user,
             lms_user_id: None,

@@ -30,7 +30,10 @@ pub fn log(session: &Session, ctx: &RequestCtx, metrics: &Metrics, access: &Acce
         status,
         route: route.map_or("-", |r| r.prefix.as_str()),
         platform: route.map_or("-", |r| r.platform.id.as_str()),
-        tool: identity.map_or("-", |i| i.tool.id.as_str()),
+        tool: identity
+            .map(|i| i.tool.id.as_str())
+            .or_else(|| ctx.facts.service_tool.as_ref().map(|t| t.id.as_str()))
+            .unwrap_or("-"),
         user: identity.map_or("-", |i| i.user.as_str()),
         upstream_ms: ctx.upstream_ms.map(|ms| ms as u64),
         total_ms: total_micros / 1000,

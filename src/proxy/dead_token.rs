@@ -10,21 +10,24 @@
 use pingora::http::ResponseHeader;
 
 use super::RequestCtx;
-use crate::admission::{authorization_required, token_or_refusal};
+use crate::admission::{authorization_required, service_refusal, token_or_refusal, Holder};
 use crate::app::App;
 use crate::errors::ProxyError;
 use crate::expiry::now_unix;
 use crate::provider::Provider;
 
 /// Whether the LMS's answer says the access token is dead, as the platform's kind says it.
-pub fn is_dead_token(provider: &dyn Provider, response: &ResponseHeader) -> bool {
+/// On a service-token route any 401 does: Canvas's LTI services answer an expired token
+/// without `WWW-Authenticate`, and no scope or permission answer applies to them.
+pub fn is_dead_token(provider: &dyn Provider, service: bool, response: &ResponseHeader) -> bool {
     response.status == http::StatusCode::UNAUTHORIZED
-        && provider.is_dead_token(
-            response.status.as_u16(),
-            response
-                .headers
-                .contains_key(http::header::WWW_AUTHENTICATE),
-        )
+        && (service
+            || provider.is_dead_token(
+                response.status.as_u16(),
+                response
+                    .headers
+                    .contains_key(http::header::WWW_AUTHENTICATE),
+            ))
 }
 
 /// Refreshes the rejected token and puts the new one in `ctx`, or says what to answer.
@@ -32,23 +35,26 @@ pub async fn refresh(app: &App, ctx: &mut RequestCtx) -> Result<(), ProxyError> 
     let Some(admitted) = ctx.admitted.as_mut() else {
         return Err(ProxyError::Internal);
     };
-    tracing::info!(platform = %admitted.key.platform, tool = %admitted.key.tool, user = %admitted.key.user,
-        "the LMS rejected the access token; refreshing and replaying once");
-    let outcome = app
-        .lifecycle()
-        .refresh_rejected(
-            &admitted.key,
-            &admitted.route.platform,
-            &admitted.token.access_token,
-        )
-        .await;
-    admitted.token = token_or_refusal(
-        app,
-        outcome,
-        &admitted.identity,
-        &admitted.route.platform.id,
-        now_unix(),
-    )?;
+    let platform = &admitted.route.platform;
+    admitted.token = match &admitted.holder {
+        Holder::User { identity, key } => {
+            tracing::info!(platform = %key.platform, tool = %key.tool, user = %key.user,
+                "the LMS rejected the access token; refreshing and replaying once");
+            let outcome = app
+                .lifecycle()
+                .refresh_rejected(key, platform, &admitted.token.access_token)
+                .await;
+            token_or_refusal(app, outcome, identity, &platform.id, now_unix())?
+        }
+        Holder::Service { tool, scopes } => {
+            tracing::info!(platform = %platform.id, tool = %tool.id,
+                "the LMS rejected the LTI service token; asking for a new one and replaying once");
+            app.service_tokens()
+                .renew_rejected(platform, scopes, &admitted.token.access_token)
+                .await
+                .map_err(service_refusal)?
+        }
+    };
     Ok(())
 }
 
@@ -57,7 +63,7 @@ pub async fn refresh(app: &App, ctx: &mut RequestCtx) -> Result<(), ProxyError> 
 /// token just issued (Canvas does that). The next request refreshes again.
 pub fn rejected_after_refresh(ctx: &RequestCtx) -> ProxyError {
     if let Some(admitted) = ctx.admitted.as_ref() {
-        tracing::warn!(platform = %admitted.key.platform, tool = %admitted.key.tool, user = %admitted.key.user,
+        tracing::warn!(platform = %admitted.route.platform.id,
             "the LMS rejected a token just refreshed; keeping the grant, the next request refreshes again");
     }
     ProxyError::LmsUnavailable {
@@ -71,13 +77,18 @@ pub async fn not_replayable(app: &App, ctx: &mut RequestCtx) -> ProxyError {
     if let Err(e) = refresh(app, ctx).await {
         return e;
     }
-    match ctx.admitted.as_ref() {
-        Some(admitted) => authorization_required(
-            app,
-            &admitted.identity,
-            &admitted.route.platform.id,
-            now_unix(),
-        ),
+    match ctx
+        .admitted
+        .as_ref()
+        .map(|a| (&a.holder, &a.route.platform.id))
+    {
+        Some((Holder::User { identity, .. }, platform)) => {
+            authorization_required(app, identity, platform, now_unix())
+        }
+        // The new service token is in place; the tool's retry will carry it.
+        Some((Holder::Service { .. }, _)) => ProxyError::LmsUnavailable {
+            retry_after_secs: 1,
+        },
         None => ProxyError::Internal,
     }
 }

@@ -29,7 +29,21 @@ pub async fn serve(
         Endpoint::Revoke => tool_api::revoke(app, req, platform, who).await,
         Endpoint::Health => Ok(Answer::json(200, &json!({"status": "ok"}))),
         Endpoint::Ready => Ok(readiness(app).await),
+        Endpoint::Jwks => jwks(app),
     }
+}
+
+/// The JWKS an LMS developer key points at. Public and cacheable: an LMS may keep it a
+/// while, which is why a new key is added first and the old one removed only later.
+fn jwks(app: &App) -> Result<Answer, ProxyError> {
+    let keys = app
+        .config()
+        .lti_keys
+        .as_ref()
+        .ok_or(ProxyError::UnknownRoute)?;
+    let mut answer = Answer::json(200, &keys.jwks());
+    answer.headers.retain(|(name, _)| *name != "cache-control");
+    Ok(answer.with_header("cache-control", "public, max-age=300"))
 }
 
 async fn readiness(app: &App) -> Answer {

@@ -308,7 +308,9 @@ impl ProxyHttp for LmsProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.upstream_ms = ctx.upstream_started.map(|t| t.elapsed().as_millis());
-        if dead_token::is_dead_token(admitted(ctx)?.route.platform.provider, response) {
+        let route = &admitted(ctx)?.route;
+        let service = route.grant != crate::config::RouteGrant::User;
+        if dead_token::is_dead_token(route.platform.provider, service, response) {
             if ctx.replay == Replay::None {
                 ctx.replay = Replay::Pending;
                 let mut e = Error::explain(

@@ -48,6 +48,7 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::brightspace::routes())
         .merge(crate::blackboard::routes())
         .merge(crate::generic::routes())
+        .merge(crate::lti::routes())
         .with_state(state)
 }
 

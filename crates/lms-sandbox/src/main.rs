@@ -12,6 +12,7 @@ mod brightspace;
 mod demo;
 mod generic;
 mod lms;
+mod lti;
 mod oauth;
 mod state;
 

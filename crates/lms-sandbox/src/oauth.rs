@@ -261,7 +261,7 @@ pub async fn token(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
         _ => {}
     }
     if grant_type == "client_credentials" {
-        return client_credentials(&s, &p, settings.access_token_ttl);
+        return crate::lti::client_credentials(&s, &p, settings.access_token_ttl).await;
     }
     // Brightspace takes the client's credentials only as HTTP Basic.
     let basic = headers
@@ -484,49 +484,6 @@ fn refresh(s: &Sandbox, p: &Params, ttl: i64, rotate: bool) -> Result<Value, Box
         body["refresh_token"] = Value::from(current);
     }
     Ok(body)
-}
-
-/// LTI Advantage client credentials. The sandbox reads the assertion's claims but, having
-/// no developer key JWKS, does not check its signature.
-fn client_credentials(s: &Sandbox, p: &Params, ttl: i64) -> Response {
-    if p.get("client_assertion_type").map(String::as_str)
-        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-    {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "client_assertion_type must be jwt-bearer",
-        );
-    }
-    let claims: Option<Value> = p
-        .get("client_assertion")
-        .and_then(|a| a.split('.').nth(1))
-        .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
-        .and_then(|b| serde_json::from_slice(&b).ok());
-    let Some(claims) = claims else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "client_assertion is not a JWT",
-        );
-    };
-    let token_url = format!("{}/login/oauth2/token", s.origin);
-    if claims["sub"].as_str() != Some(s.client_id.as_str()) {
-        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
-    }
-    if claims["aud"].as_str() != Some(token_url.as_str())
-        && !claims["aud"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|v| v == &Value::from(token_url.as_str())))
-    {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "aud must be the token URL",
-        );
-    }
-    let scope = p.get("scope").cloned().unwrap_or_default();
-    Json(json!({"access_token": format!("sandbox-lti~{}", random_token()), "token_type": "Bearer", "expires_in": ttl, "scope": scope})).into_response()
 }
 
 /// `DELETE /login/oauth2/token` with the bearer access token: the whole grant goes.

@@ -109,6 +109,11 @@ pub struct Counters {
     /// A proxy that never sends a stale refresh token keeps this at 0.
     pub refresh_refused: u64,
     pub client_credentials: u64,
+    /// Client assertions refused (bad signature, kid, aud, iat, sub or a reused jti).
+    pub client_credentials_refused: u64,
+    /// Calls to the LTI services that a live service token opened.
+    pub lti_calls: u64,
+    pub scores: u64,
     pub revocations: u64,
 }
 
@@ -127,6 +132,7 @@ pub struct Inner {
     buckets: HashMap<String, Bucket>,
     pub settings: Settings,
     pub counters: Counters,
+    pub lti: crate::lti::LtiState,
 }
 
 /// Which LMS the sandbox answers as (`--kind`).
