@@ -80,7 +80,8 @@ impl SigningKey {
 /// RFC 7638: SHA-256 over the required members in lexical order, no whitespace.
 pub fn thumbprint(n: &str, e: &str) -> String {
     let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
-    URL_SAFE_NO_PAD.encode(crate::crypto::sha256(canonical.as_bytes()))
+    use sha2::Digest;
+    URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(canonical.as_bytes()))
 }
 
 /// The configured keys, in the config's order: the first signs.

@@ -152,7 +152,8 @@ impl ScopeSet {
     /// Where the platform's token for these scopes is stored: a digest of the set, since
     /// a user key holds at most 255 characters and scope URLs are long.
     pub fn key(&self, platform: &PlatformId) -> TokenKey {
-        let digest = crate::crypto::sha256(self.0.as_bytes());
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.0.as_bytes());
         let user = format!("scopes-{}", hex::encode(&digest[..16]));
         TokenKey::new(
             platform.clone(),

@@ -61,7 +61,7 @@ async fn revoke(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
     let id = p.get("client_id").map(String::as_str).unwrap_or("");
     let secret = p.get("client_secret").map(String::as_str).unwrap_or("");
     if !s.client_ok(id, secret) {
-        return crate::oauth::oauth_error(
+        return crate::oauth_errors::oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             "invalid client",

@@ -10,7 +10,7 @@
 //! Canvas's `public_jwk_url`, or `jwks` inline, as its `public_jwk`) and expires every
 //! service token.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -26,8 +26,8 @@ use serde_json::{json, Value};
 use lms_proxy::crypto::random_token;
 use lms_proxy::expiry::now_unix;
 
-use crate::oauth::oauth_error;
-use crate::state::{Sandbox, USERS};
+use crate::oauth_errors::oauth_error;
+use crate::state::{Sandbox, ServiceToken, USERS};
 
 type Shared = Arc<Sandbox>;
 type Params = HashMap<String, String>;
@@ -41,20 +41,6 @@ const SCORE_TYPE: &str = "application/vnd.ims.lis.v1.score+json";
 /// How old an assertion may be, and how far ahead its clock may run (Canvas's rules).
 const MAX_AGE_SECS: i64 = 300;
 const MAX_AHEAD_SECS: i64 = 30;
-
-#[derive(Default)]
-pub struct LtiState {
-    jwks_url: Option<String>,
-    jwks: Option<Value>,
-    tokens: HashMap<String, ServiceToken>,
-    used_jti: HashSet<String>,
-    last_kid: Option<String>,
-}
-
-struct ServiceToken {
-    scopes: Vec<String>,
-    expires_at: i64,
-}
 
 pub fn routes() -> Router<Shared> {
     Router::new()

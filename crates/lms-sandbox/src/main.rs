@@ -14,6 +14,7 @@ mod generic;
 mod lms;
 mod lti;
 mod oauth;
+mod oauth_errors;
 mod state;
 
 use std::process::ExitCode;

@@ -16,6 +16,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use url::Url;
 
+use crate::oauth_errors::oauth_error;
 use crate::state::{blackboard_uuid, Code, GrantState, Kind, Sandbox};
 use lms_proxy::crypto::{random_token, sha256};
 use lms_proxy::expiry::now_unix;
@@ -25,21 +26,6 @@ type Shared = Arc<Sandbox>;
 type Params = HashMap<String, String>;
 
 const CODE_LIFETIME_SECS: i64 = 600;
-
-pub fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let mut response = (
-        status,
-        Json(json!({"error": error, "error_description": description})),
-    )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            "www-authenticate",
-            HeaderValue::from_static("Canvas OAuth 2.0"),
-        );
-    }
-    response
-}
 
 fn redirect(location: &str) -> Response {
     let mut response = StatusCode::FOUND.into_response();

@@ -132,7 +132,24 @@ pub struct Inner {
     buckets: HashMap<String, Bucket>,
     pub settings: Settings,
     pub counters: Counters,
-    pub lti: crate::lti::LtiState,
+    pub lti: LtiState,
+}
+
+#[derive(Default)]
+/// The developer key's LTI side: where its public keys are, the service tokens issued, the
+/// `jti`s seen, and the `kid` of the last assertion taken.
+pub struct LtiState {
+    pub jwks_url: Option<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub tokens: HashMap<String, ServiceToken>,
+    pub used_jti: std::collections::HashSet<String>,
+    pub last_kid: Option<String>,
+}
+
+/// A service token the LTI side issued.
+pub struct ServiceToken {
+    pub scopes: Vec<String>,
+    pub expires_at: i64,
 }
 
 /// Which LMS the sandbox answers as (`--kind`).
