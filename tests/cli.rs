@@ -576,3 +576,67 @@ fn check_refuses_generic_oauth2_keys_where_they_cannot_work() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn the_shipped_lti_sandbox_config_checks_once_its_key_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/conf/sandbox-lti.toml"
+    ))
+    .unwrap();
+    let config = dir.path().join("sandbox-lti.toml");
+    std::fs::write(&config, text).unwrap();
+    let env = std::collections::HashMap::from([
+        ("LMS_PROXY_KEY".to_string(), MASTER_KEY.to_string()),
+        ("CANVAS_CLIENT_SECRET".to_string(), "x".to_string()),
+        ("QUIZ_TOOL_SECRET".to_string(), TOOL_SECRET.to_string()),
+    ]);
+    let check = || {
+        let path = config.to_string_lossy().into_owned();
+        run(BIN, &["check".into(), "-c".into(), path], &env, None)
+    };
+    // Without the key, check says which file is missing.
+    let out = check();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("lti.signing_keys[0]"),
+        "{}",
+        stderr(&out)
+    );
+
+    let key = dir.path().join("lti.pem").to_string_lossy().into_owned();
+    let made = run(
+        BIN,
+        &["keys".into(), "new".into(), "--out".into(), key.clone()],
+        &env,
+        None,
+    );
+    assert!(made.status.success(), "{}", stderr(&made));
+    assert_eq!(
+        stdout(&made).trim().len(),
+        43,
+        "a SHA-256 thumbprint, base64url"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let again = run(
+        BIN,
+        &["keys".into(), "new".into(), "--out".into(), key],
+        &env,
+        None,
+    );
+    assert_eq!(
+        again.status.code(),
+        Some(1),
+        "an existing key is never overwritten"
+    );
+
+    let out = check();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("OK (1 platform, 2 routes, 1 tool)"));
+}
