@@ -2,6 +2,10 @@
 //! dot segments: 431/400), then the contract's order:
 //! route (404) -> tool credential (401) -> tool allowed on the platform (403) -> route
 //! allowlist (403) -> the user's token (401 `authorization_required`).
+//!
+//! A route with `grant = "client_credentials"` takes the same path with two differences: the
+//! credential need not name a user, and the token is the platform's LTI service token (503
+//! `lms_unavailable` when none can be had), so the two kinds of route never share a token.
 
 use std::sync::Arc;
 
