@@ -32,8 +32,8 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// A private key from PEM text: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA
-    /// PRIVATE KEY`).
+    /// A private key from PEM text, PKCS#8 or PKCS#1 (what `openssl genrsa` and
+    /// `lms-proxy keys new` write).
     pub fn from_pem(pem: &[u8]) -> Result<SigningKey, String> {
         let key = rustls_pemfile::private_key(&mut &pem[..])
             .map_err(|e| format!("not a PEM private key: {e}"))?

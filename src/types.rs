@@ -134,31 +134,39 @@ pub const SERVICE_TOOL: &str = "@lti";
 /// The scopes of an LTI service token, order and repeats aside: routes that list the same
 /// scopes share one token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ScopeSet(Arc<str>);
+pub struct ScopeSet {
+    scopes: Arc<str>,
+    /// Where the token is stored, worked out once: a digest of the set, since a user key holds
+    /// at most 255 characters and scope URLs are long.
+    user: UserKey,
+}
 
 impl ScopeSet {
     pub fn new<S: AsRef<str>>(scopes: &[S]) -> ScopeSet {
+        use sha2::Digest;
         let mut sorted: Vec<&str> = scopes.iter().map(AsRef::as_ref).collect();
         sorted.sort_unstable();
         sorted.dedup();
-        ScopeSet(sorted.join(" ").into())
+        let scopes = sorted.join(" ");
+        let digest = sha2::Sha256::digest(scopes.as_bytes());
+        let user = UserKey::new(format!("scopes-{}", hex::encode(&digest[..16])));
+        ScopeSet {
+            scopes: scopes.into(),
+            user,
+        }
     }
 
     /// Space-separated, as the token request's `scope` takes them.
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.scopes
     }
 
-    /// Where the platform's token for these scopes is stored: a digest of the set, since
-    /// a user key holds at most 255 characters and scope URLs are long.
+    /// Where the platform's token for these scopes is stored.
     pub fn key(&self, platform: &PlatformId) -> TokenKey {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(self.0.as_bytes());
-        let user = format!("scopes-{}", hex::encode(&digest[..16]));
         TokenKey::new(
             platform.clone(),
             ToolId::new(SERVICE_TOOL),
-            UserKey::new(user),
+            self.user.clone(),
         )
     }
 }
