@@ -5,7 +5,9 @@
 //! here from the environment variables the file names, and nowhere else.
 
 mod allow;
+mod checker;
 mod file;
+mod platform;
 mod structure;
 mod validate;
 
